@@ -1,0 +1,34 @@
+/* Small shared helpers: allocation that never returns NULL, string views. */
+#ifndef TP0_UTIL_H
+#define TP0_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocation failure is not recoverable in these programs: abort with a message. */
+void *xmalloc(size_t size);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *ptr, size_t size);
+char *xstrdup(const char *s);
+
+/* A read-only view of bytes owned by someone else; not NUL-terminated. */
+struct str {
+    const char *ptr;
+    size_t len;
+};
+
+#define STR_LIT(s) ((struct str){(s), sizeof(s) - 1})
+
+static inline struct str str_make(const char *ptr, size_t len)
+{
+    return (struct str){ptr, len};
+}
+
+bool str_eq(struct str a, const char *cstr);
+
+/* Parses a base-10 integer in [min, max]; the whole view must be digits with an
+ * optional leading '-'. Returns false on empty input, junk or overflow. */
+bool str_to_i64(struct str s, int64_t min, int64_t max, int64_t *out);
+
+#endif
