@@ -17,7 +17,7 @@
 #include "tp0/bet.h"
 #include "tp0/buf.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION    1
 #define PROTO_HEADER_LEN 5
 /* Default cap on a frame's body length; configurable per program. */
 #define PROTO_DEFAULT_MAX_BODY (1u << 20)
@@ -52,7 +52,8 @@ struct frame_header {
  * Step one of incremental decoding: looks at the first bytes of a stream.
  * NEED_MORE while fewer than PROTO_HEADER_LEN bytes are available. ERROR for an
  * unknown opcode, a negative length, or a length above max_body (checked before
- * anyone waits for or allocates the body). OK fills *hdr; the whole frame is
+ * anyone waits for or allocates the body); *reason then points to a per-thread
+ * buffer valid until the next call. OK fills *hdr; the whole frame is
  * available once avail >= PROTO_HEADER_LEN + hdr->body_len, which
  * proto_frame_complete() tells. Never reads past `avail` bytes.
  */
@@ -68,7 +69,8 @@ bool proto_frame_complete(const struct frame_header *hdr, size_t avail);
 struct proto_reader {
     const uint8_t *pos;
     size_t left;
-    const char *error; /* NULL while all reads succeeded */
+    const char *error; /* NULL while all reads succeeded; else points to msg */
+    char msg[96];      /* the first failure's reason, with the offending numbers */
 };
 
 void proto_reader_init(struct proto_reader *r, const uint8_t *body, size_t len);

@@ -31,4 +31,12 @@ bool str_eq(struct str a, const char *cstr);
  * optional leading '-'. Returns false on empty input, junk or overflow. */
 bool str_to_i64(struct str s, int64_t min, int64_t max, int64_t *out);
 
+/* Longest decimal form of an int64_t ("-9223372036854775808"), without a NUL. */
+#define I64_DEC_MAX 20
+/* Writes v in decimal to dst (at least I64_DEC_MAX bytes, no NUL added) and
+ * returns the length; a printf-free fast path for hot loops. */
+size_t fmt_i64(char *dst, int64_t v);
+/* The length fmt_i64 would write. */
+size_t i64_dec_len(int64_t v);
+
 #endif

@@ -1,0 +1,260 @@
+/* Durable bet storage in an append-only CSV file. */
+#include "tp0/storage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tp0/csv.h"
+
+/* How much of the file's tail is read per step while looking for the last row end. */
+#define TAIL_CHUNK (64 * 1024)
+
+/* Returns the size of the file up to and including its last "\r\n" (0 if none),
+ * reading backwards from `size` in chunks, or -1 with errno. */
+static off_t last_row_end(int fd, off_t size)
+{
+    char *chunk = xmalloc(TAIL_CHUNK);
+    off_t result = 0;
+    int saved_errno;
+    off_t pos = size;
+    while (pos > 1) {
+        off_t start = pos > TAIL_CHUNK ? pos - TAIL_CHUNK : 0;
+        size_t want = (size_t)(pos - start);
+        size_t got = 0;
+        while (got < want) {
+            ssize_t n = pread(fd, chunk + got, want - got, start + (off_t)got);
+            if (n < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                result = -1;
+                goto out;
+            }
+            if (n == 0) {
+                errno = EIO; /* the file shrank under us */
+                result = -1;
+                goto out;
+            }
+            got += (size_t)n;
+        }
+        for (size_t i = want - 1; i >= 1; i--) {
+            if (chunk[i] == '\n' && chunk[i - 1] == '\r') {
+                result = start + (off_t)i + 1;
+                goto out;
+            }
+        }
+        if (start == 0) {
+            break;
+        }
+        /* Overlap by one byte so a "\r\n" split across chunks is still seen. */
+        pos = start + 1;
+    }
+out:
+    saved_errno = errno;
+    free(chunk);
+    errno = saved_errno;
+    return result;
+}
+
+int storage_open(struct storage *s, const char *path, size_t *dropped_bytes, char *err,
+                 size_t errlen)
+{
+    s->fd = -1;
+    s->path = NULL;
+    s->size = 0;
+    buf_init(&s->staged);
+    *dropped_bytes = 0;
+
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* The append descriptor cannot read, so the tail is checked through a second one. */
+    int rfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0) {
+        snprintf(err, errlen, "cannot open %s for reading: %s", path, strerror(errno));
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(rfd, &st) < 0) {
+        snprintf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
+        close(rfd);
+        goto fail;
+    }
+    off_t keep = last_row_end(rfd, st.st_size);
+    int saved = errno;
+    close(rfd);
+    if (keep < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(saved));
+        goto fail;
+    }
+    if (keep < st.st_size) {
+        if (ftruncate(fd, keep) < 0 || fsync(fd) < 0) {
+            snprintf(err, errlen, "cannot cut the torn tail of %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        *dropped_bytes = (size_t)(st.st_size - keep);
+    }
+    s->fd = fd;
+    s->path = xstrdup(path);
+    s->size = keep;
+    return 0;
+
+fail:
+    close(fd);
+    return -1;
+}
+
+void storage_append(struct storage *s, const struct bet *bets, size_t count)
+{
+    struct buf *out = &s->staged;
+    for (size_t i = 0; i < count; i++) {
+        const struct bet *b = &bets[i];
+        char *p = (char *)buf_reserve(out, I64_DEC_MAX + 1);
+        size_t n = fmt_i64(p, b->agency);
+        p[n] = ',';
+        out->len += n + 1;
+        csv_write_field(out, b->first_name);
+        buf_append_byte(out, ',');
+        csv_write_field(out, b->last_name);
+        buf_append_byte(out, ',');
+        csv_write_field(out, b->document);
+        buf_append_byte(out, ',');
+        csv_write_field(out, b->birthdate);
+        p = (char *)buf_reserve(out, 1 + I64_DEC_MAX + 2);
+        p[0] = ',';
+        n = fmt_i64(p + 1, b->number);
+        p[1 + n] = '\r';
+        p[2 + n] = '\n';
+        out->len += n + 3;
+    }
+}
+
+int storage_commit(struct storage *s, char *err, size_t errlen)
+{
+    if (s->staged.len == 0) {
+        return 0;
+    }
+    size_t done = 0;
+    while (done < s->staged.len) {
+        ssize_t n = write(s->fd, s->staged.data + done, s->staged.len - done);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            snprintf(err, errlen, "cannot write %s: %s", s->path, strerror(errno));
+            goto fail;
+        }
+        done += (size_t)n;
+    }
+    if (fdatasync(s->fd) < 0) {
+        snprintf(err, errlen, "cannot sync %s: %s", s->path, strerror(errno));
+        goto fail;
+    }
+    s->size += (off_t)s->staged.len;
+    buf_reset(&s->staged);
+    return 0;
+
+fail:
+    /* Undo a partial write so a retry of the kept rows does not duplicate any. */
+    if (ftruncate(s->fd, s->size) < 0) {
+        size_t len = strlen(err);
+        snprintf(err + len, errlen - len, "; cannot truncate back to %lld bytes: %s",
+                 (long long)s->size, strerror(errno));
+    }
+    return -1;
+}
+
+int storage_close(struct storage *s, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (s->fd >= 0) {
+        rc = storage_commit(s, err, errlen);
+        if (close(s->fd) < 0 && rc == 0) {
+            snprintf(err, errlen, "cannot close %s: %s", s->path, strerror(errno));
+            rc = -1;
+        }
+    }
+    s->fd = -1;
+    free(s->path);
+    s->path = NULL;
+    buf_free(&s->staged);
+    return rc;
+}
+
+static bool field_i32(struct str v, int32_t *out)
+{
+    int64_t x;
+    if (!str_to_i64(v, INT32_MIN, INT32_MAX, &x)) {
+        return false;
+    }
+    *out = (int32_t)x;
+    return true;
+}
+
+int load_bets_from(struct csv_reader *reader, const char *name, bet_visit_fn fn, void *ctx,
+                   char *err, size_t errlen)
+{
+    struct csv_record rec;
+    char why[128];
+    for (;;) {
+        enum csv_status st = csv_next(reader, &rec, why, sizeof(why));
+        switch (st) {
+        case CSV_EOF:
+            return 0;
+        case CSV_IO_ERROR:
+            snprintf(err, errlen, "%s: %s", name, why);
+            return -1;
+        case CSV_BAD_ROW:
+            snprintf(err, errlen, "%s:%lu: %s", name, rec.line, why);
+            return -1;
+        case CSV_RECORD:
+            break;
+        }
+        if (rec.nfields != 6) {
+            snprintf(err, errlen, "%s:%lu: expected 6 fields, got %zu", name, rec.line,
+                     rec.nfields);
+            return -1;
+        }
+        struct bet bet;
+        if (!field_i32(rec.fields[0], &bet.agency)) {
+            snprintf(err, errlen, "%s:%lu: agency '%.*s' is not an int32", name, rec.line,
+                     (int)(rec.fields[0].len < 32 ? rec.fields[0].len : 32), rec.fields[0].ptr);
+            return -1;
+        }
+        if (!field_i32(rec.fields[5], &bet.number)) {
+            snprintf(err, errlen, "%s:%lu: number '%.*s' is not an int32", name, rec.line,
+                     (int)(rec.fields[5].len < 32 ? rec.fields[5].len : 32), rec.fields[5].ptr);
+            return -1;
+        }
+        bet.first_name = rec.fields[1];
+        bet.last_name = rec.fields[2];
+        bet.document = rec.fields[3];
+        bet.birthdate = rec.fields[4];
+        int rc = fn(ctx, &bet);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+int load_bets(const char *path, bet_visit_fn fn, void *ctx, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct csv_reader reader;
+    csv_reader_init(&reader, csv_read_fd, &fd, CSV_DEFAULT_BUFSIZE);
+    int rc = load_bets_from(&reader, path, fn, ctx, err, errlen);
+    csv_reader_free(&reader);
+    close(fd);
+    return rc;
+}
