@@ -207,14 +207,14 @@ static bool parse_i32_field(struct str v, const char *key, uint32_t bet_no, int3
 static bool decode_bet(struct proto_reader *r, uint32_t bet_no, struct bet *bet, char *err,
                        size_t errlen)
 {
-    uint32_t m;
+    uint32_t m = 0; /* initialised only to quiet GCC -O3 maybe-uninitialized */
     struct str values[PROTO_BET_KEYS];
     unsigned seen = 0;
     if (!proto_read_count(r, 8, &m)) {
         goto reader_error;
     }
     for (uint32_t i = 0; i < m; i++) {
-        struct str key, value;
+        struct str key = {NULL, 0}, value = {NULL, 0};
         if (!proto_read_str(r, &key) || !proto_read_str(r, &value)) {
             goto reader_error;
         }
