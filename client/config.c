@@ -304,17 +304,26 @@ static void cyaml_collect(cyaml_log_t level, void *ctx, const char *fmt, va_list
     if (n < 0) {
         return;
     }
-    size_t len = strnlen(line, sizeof(line));
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == ' ')) {
+    /* Keep the substance: drop the "Load: " prefix, the "Backtrace:" header,
+     * indentation and line ends. */
+    const char *p = line;
+    if (strncmp(p, "Load: ", 6) == 0) {
+        p += 6;
+    }
+    while (*p == ' ') {
+        p++;
+    }
+    size_t len = strlen(p);
+    while (len > 0 && (p[len - 1] == '\n' || p[len - 1] == ' ')) {
         len--;
     }
-    if (len == 0 || msgs->len > 1024) {
+    if (len == 0 || (len == 10 && memcmp(p, "Backtrace:", 10) == 0) || msgs->len > 1024) {
         return;
     }
     if (msgs->len > 0) {
         buf_append(msgs, "; ", 2);
     }
-    buf_append(msgs, line, len);
+    buf_append(msgs, p, len);
 }
 
 /* ---- Settings: one value per key, from the file or the environment ---------- */
