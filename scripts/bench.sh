@@ -214,6 +214,16 @@ result_get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 now_ns() { date +%s%N; }
 
 # ------------------------------------------------ scenario 1: real clients
+# start_client <dir> <id>: runs in <dir>, where no config.yaml exists, so the
+# client is configured by its CLI_* environment alone.
+start_client() {
+    (
+        cd "$1"
+        exec env CLI_ID="$2" CLI_SERVER_ADDRESS="127.0.0.1:$port" \
+            CLI_DATASET="$root/datasets/agency-$2.csv" CLI_LOG_LEVEL=INFO "$client_bin"
+    ) >"$1/client-$2.log" 2>&1 &
+}
+
 scenario_datasets() {
     local dir=$work/s1 i pids=() rc t0 t1 pid hwm bets stored winners
     mkdir -p "$dir"
@@ -222,8 +232,7 @@ scenario_datasets() {
     pid=$(server_proc_pid)
     t0=$(now_ns)
     for i in 1 2 3 4 5; do
-        env CLI_ID="$i" CLI_SERVER_ADDRESS="127.0.0.1:$port" CLI_DATASET="$root/datasets/agency-$i.csv" \
-            CLI_LOG_LEVEL=INFO "$client_bin" /nonexistent-config.yaml >"$dir/client-$i.log" 2>&1 &
+        start_client "$dir" "$i"
         pids+=($!)
     done
     for i in 0 1 2 3 4; do
@@ -261,8 +270,7 @@ scenario_datasets() {
         pid=$(server_proc_pid traced)
         pids=()
         for i in 1 2 3 4 5; do
-            env CLI_ID="$i" CLI_SERVER_ADDRESS="127.0.0.1:$port" CLI_DATASET="$root/datasets/agency-$i.csv" \
-                CLI_LOG_LEVEL=INFO "$client_bin" /nonexistent-config.yaml >"$dir/client-$i.log" 2>&1 &
+            start_client "$dir" "$i"
             pids+=($!)
         done
         for i in 0 1 2 3 4; do
