@@ -129,6 +129,7 @@ static bool name_valid(const char *field, struct str v, char *err, size_t errlen
                  BET_MAX_NAME);
         return false;
     }
+    bool ascii = true;
     for (size_t i = 0; i < v.len; i++) {
         unsigned char c = (unsigned char)v.ptr[i];
         if (c < 0x20 || c == 0x7f) {
@@ -136,8 +137,10 @@ static bool name_valid(const char *field, struct str v, char *err, size_t errlen
                      field, show, v.ptr, c, i);
             return false;
         }
+        ascii &= c < 0x80;
     }
-    if (!utf8_valid(v.ptr, v.len)) {
+    /* Most names are plain ASCII, which is valid UTF-8 by itself. */
+    if (!ascii && !utf8_valid(v.ptr, v.len)) {
         snprintf(err, errlen, "%s '%.*s' is not valid UTF-8", field, show, v.ptr);
         return false;
     }

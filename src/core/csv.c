@@ -335,32 +335,40 @@ ssize_t csv_read_mem(void *ctx, void *dst, size_t len)
     return (ssize_t)n;
 }
 
-void csv_write_field(struct buf *out, struct str field)
+/* Bytes that force a field into quotes (QUOTE_MINIMAL with the default dialect). */
+static const bool needs_quotes[256] = {[','] = true, ['"'] = true, ['\r'] = true, ['\n'] = true};
+
+uint8_t *csv_put_field(uint8_t *dst, struct str field)
 {
+    const uint8_t *s = (const uint8_t *)field.ptr;
     size_t i = 0;
+    /* Copy while checking: the common unquoted field costs a single pass. */
     for (; i < field.len; i++) {
-        char c = field.ptr[i];
-        if (c == ',' || c == '"' || c == '\r' || c == '\n') {
+        if (needs_quotes[s[i]]) {
             break;
         }
+        dst[i] = s[i];
     }
     if (i == field.len) {
-        buf_append(out, field.ptr, field.len);
-        return;
+        return dst + i;
     }
-    /* Worst case every byte is a quote and doubles. */
-    uint8_t *p = buf_reserve(out, 2 + 2 * field.len);
-    uint8_t *start = p;
-    *p++ = '"';
-    for (i = 0; i < field.len; i++) {
-        char c = field.ptr[i];
-        *p++ = (uint8_t)c;
-        if (c == '"') {
+    memmove(dst + 1, dst, i);
+    dst[0] = '"';
+    uint8_t *p = dst + 1 + i;
+    for (; i < field.len; i++) {
+        *p++ = s[i];
+        if (s[i] == '"') {
             *p++ = '"';
         }
     }
     *p++ = '"';
-    out->len += (size_t)(p - start);
+    return p;
+}
+
+void csv_write_field(struct buf *out, struct str field)
+{
+    uint8_t *p = buf_reserve(out, CSV_FIELD_MAX(field.len));
+    out->len += (size_t)(csv_put_field(p, field) - p);
 }
 
 void csv_write_row(struct buf *out, const struct str *fields, size_t nfields)

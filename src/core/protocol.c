@@ -174,12 +174,31 @@ static const struct str bet_keys[PROTO_BET_KEYS] = {
 
 static int key_index(struct str key)
 {
-    for (int i = 0; i < PROTO_BET_KEYS; i++) {
-        if (key.len == bet_keys[i].len && memcmp(key.ptr, bet_keys[i].ptr, key.len) == 0) {
-            return i;
+    /* The lengths and first letters tell the six keys apart; memcmp confirms. */
+    int k;
+    switch (key.len) {
+    case 6:
+        if (key.ptr[0] != 'N') {
+            return -1;
         }
+        k = key.ptr[1] == 'O' ? KEY_NOMBRE : KEY_NUMERO;
+        break;
+    case 7:
+        k = KEY_AGENCIA;
+        break;
+    case 8:
+        k = KEY_APELLIDO;
+        break;
+    case 9:
+        k = KEY_DOCUMENTO;
+        break;
+    case 10:
+        k = KEY_NACIMIENTO;
+        break;
+    default:
+        return -1;
     }
-    return -1;
+    return memcmp(key.ptr, bet_keys[k].ptr, key.len) == 0 ? k : -1;
 }
 
 /* Shows at most this many bytes of a bad key or value in a reason. */

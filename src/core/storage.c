@@ -116,23 +116,26 @@ void storage_append(struct storage *s, const struct bet *bets, size_t count)
     struct buf *out = &s->staged;
     for (size_t i = 0; i < count; i++) {
         const struct bet *b = &bets[i];
-        char *p = (char *)buf_reserve(out, I64_DEC_MAX + 1);
-        size_t n = fmt_i64(p, b->agency);
-        p[n] = ',';
-        out->len += n + 1;
-        csv_write_field(out, b->first_name);
-        buf_append_byte(out, ',');
-        csv_write_field(out, b->last_name);
-        buf_append_byte(out, ',');
-        csv_write_field(out, b->document);
-        buf_append_byte(out, ',');
-        csv_write_field(out, b->birthdate);
-        p = (char *)buf_reserve(out, 1 + I64_DEC_MAX + 2);
-        p[0] = ',';
-        n = fmt_i64(p + 1, b->number);
-        p[1 + n] = '\r';
-        p[2 + n] = '\n';
-        out->len += n + 3;
+        /* Reserve the row's worst case once, then write it without further checks. */
+        size_t max = 2 * I64_DEC_MAX + CSV_FIELD_MAX(b->first_name.len) +
+                     CSV_FIELD_MAX(b->last_name.len) + CSV_FIELD_MAX(b->document.len) +
+                     CSV_FIELD_MAX(b->birthdate.len) + 5 + 2;
+        uint8_t *start = buf_reserve(out, max);
+        uint8_t *p = start;
+        p += fmt_i64((char *)p, b->agency);
+        *p++ = ',';
+        p = csv_put_field(p, b->first_name);
+        *p++ = ',';
+        p = csv_put_field(p, b->last_name);
+        *p++ = ',';
+        p = csv_put_field(p, b->document);
+        *p++ = ',';
+        p = csv_put_field(p, b->birthdate);
+        *p++ = ',';
+        p += fmt_i64((char *)p, b->number);
+        *p++ = '\r';
+        *p++ = '\n';
+        out->len += (size_t)(p - start);
     }
 }
 
