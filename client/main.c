@@ -205,8 +205,9 @@ int main(int argc, char **argv)
         log_shutdown();
         return EXIT_CONFIG;
     }
-    log_set_level(app.cfg.log_level);
+    /* The configuration is always shown, whatever level it sets. */
     log_config(&app.cfg);
+    log_set_level(app.cfg.log_level);
     log_flush();
 
     int rc = 0;
