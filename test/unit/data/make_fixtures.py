@@ -18,5 +18,6 @@ AWKWARD_ROWS = [
     ["7", " leading space", "tab\there", "0000000001", "2000-01-01", "-5"],
 ]
 
-with open("awkward.csv", "w", newline="", encoding="utf-8") as f:
-    csv.writer(f).writerows(AWKWARD_ROWS)
+if __name__ == "__main__":
+    with open("awkward.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(AWKWARD_ROWS)
