@@ -331,12 +331,13 @@ static void handle_new_bets(struct conn *c, const uint8_t *body, size_t len)
     }
     for (size_t i = 0; i < batch->count; i++) {
         const struct bet *b = &batch->bets[i];
-        int n = snprintf(reason, sizeof(reason), "bet %zu: ", i + 1);
-        char *rest = reason + n;
-        size_t restlen = sizeof(reason) - (size_t)n;
+        char why[REASON_LEN - 32];
 
-        if (!bet_validate(b, rest, restlen) ||
-            !lottery_accepts_bets(&s->lottery, b->agency, rest, restlen)) {
+        /* The "bet N: " prefix is formatted only on failure: an snprintf per
+         * bet was a fifth of the server's instructions (bench, callgrind). */
+        if (!bet_validate(b, why, sizeof(why)) ||
+            !lottery_accepts_bets(&s->lottery, b->agency, why, sizeof(why))) {
+            snprintf(reason, sizeof(reason), "bet %zu: %s", i + 1, why);
             reject_bets(c, (int64_t)batch->count, reason);
             return;
         }
