@@ -64,6 +64,24 @@ bool str_to_i64(struct str s, int64_t min, int64_t max, int64_t *out)
     if (i == s.len) {
         return false;
     }
+    if (s.len - i <= 18) {
+        /* Fast path for the common short number: 18 digits stay below
+         * 10^18 < INT64_MAX, so no per-digit overflow check is needed. */
+        uint64_t u = 0;
+        for (; i < s.len; i++) {
+            unsigned d = (unsigned)(unsigned char)s.ptr[i] - '0';
+            if (d > 9) {
+                return false;
+            }
+            u = u * 10 + d;
+        }
+        int64_t sv = neg ? -(int64_t)u : (int64_t)u;
+        if (sv < min || sv > max) {
+            return false;
+        }
+        *out = sv;
+        return true;
+    }
     /* Accumulate as a negative number so INT64_MIN is representable. */
     int64_t v = 0;
     for (; i < s.len; i++) {
