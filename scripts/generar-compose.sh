@@ -3,7 +3,8 @@
 #
 # Writes a docker compose file (project name tp0) with the server and the
 # agencies client1..clientN on the network testing_net (172.25.125.0/24):
-#   server    AGENCIES=<clients>, docker/server/config.ini mounted read-only
+#   server    AGENCIES=<clients> (left to config.ini when 0: the server alone),
+#             docker/server/config.ini mounted read-only
 #   clientN   CLI_ID=N, CLI_MODE=<mode> (default bets), docker/client/config.yaml
 #             mounted read-only, and datasets/agency-N.csv mounted read-only
 #             where that file exists
@@ -67,8 +68,16 @@ services:
     build:
       context: $base
       dockerfile: docker/server/Dockerfile
+EOF
+    # With no agencies the server runs alone (the echo validator's case) and
+    # keeps its config's AGENCIES: it rejects 0.
+    if [ "$clients" -gt 0 ]; then
+        cat <<EOF
     environment:
       - AGENCIES=$clients
+EOF
+    fi
+    cat <<EOF
     volumes:
       - $base/docker/server/config.ini:/app/config.ini:ro
     networks:
