@@ -755,8 +755,13 @@ static int parse_options(int argc, char **argv, struct options *o)
             return -1;
         }
         if (!ok) {
-            fprintf(stderr, "loadgen: bad value for option -%c / --%s: %s\n", c < 256 ? c : '-',
-                    c < 256 ? "" : longopts[c - OPT_FIRST].name, optarg);
+            char name[32];
+            if (c < 256) {
+                snprintf(name, sizeof(name), "-%c", c);
+            } else {
+                snprintf(name, sizeof(name), "--%s", longopts[c - OPT_FIRST].name);
+            }
+            fprintf(stderr, "loadgen: bad value for %s: %s\n", name, optarg);
             return -1;
         }
     }
