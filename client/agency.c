@@ -184,8 +184,9 @@ static bool add_bet(struct agency *a, const struct bet *bet, unsigned long line)
             /* Too big even alone: no frame can carry it. */
             buf_reset(&a->out);
             char why[96];
-            snprintf(why, sizeof(why), "the bet encodes to %zu bytes; a frame holds at most %u",
-                     size, PROTO_CLIENT_MAX_FRAME);
+            (void)snprintf(why, sizeof(why),
+                           "the bet encodes to %zu bytes; a frame holds at most %u", size,
+                           PROTO_CLIENT_MAX_FRAME);
             reject_row(a, line, why);
             return true;
         }
@@ -283,7 +284,7 @@ static bool handle_frame(struct agency *a, const struct frame_header *hdr, const
     case OP_BETS_RECV_SUCCESS:
     case OP_BETS_RECV_FAIL: {
         if (a->state != AGENCY_SENDING || a->ring_len == 0) {
-            snprintf(why, sizeof(why), "unexpected %s", opcode_name(hdr->opcode));
+            (void)snprintf(why, sizeof(why), "unexpected %s", opcode_name(hdr->opcode));
             agency_fail(a, why);
             return false;
         }
@@ -292,10 +293,11 @@ static bool handle_frame(struct agency *a, const struct frame_header *hdr, const
             if (a->from_env) {
                 agency_fail(a, "the server rejected the bet (BETS_RECV_FAIL)");
             } else {
-                snprintf(why, sizeof(why),
-                         "the server rejected batch %" PRIu64 " (%" PRIu32
-                         " bets, lines %lu-%lu) with BETS_RECV_FAIL",
-                         a->batches_confirmed + 1, batch.count, batch.first_line, batch.last_line);
+                (void)snprintf(why, sizeof(why),
+                               "the server rejected batch %" PRIu64 " (%" PRIu32
+                               " bets, lines %lu-%lu) with BETS_RECV_FAIL",
+                               a->batches_confirmed + 1, batch.count, batch.first_line,
+                               batch.last_line);
                 agency_fail(a, why);
             }
             return false;
@@ -332,7 +334,8 @@ static bool handle_frame(struct agency *a, const struct frame_header *hdr, const
         return false;
     }
     default:
-        snprintf(why, sizeof(why), "unexpected %s frame from the server", opcode_name(hdr->opcode));
+        (void)snprintf(why, sizeof(why), "unexpected %s frame from the server",
+                       opcode_name(hdr->opcode));
         agency_fail(a, why);
         return false;
     }
@@ -384,24 +387,25 @@ static int load_env_bet(struct agency *a, char *err, size_t errlen)
             present++;
         } else {
             size_t used = strlen(missing);
-            snprintf(missing + used, sizeof(missing) - used, "%s%s", used > 0 ? ", " : "",
-                     names[i]);
+            (void)snprintf(missing + used, sizeof(missing) - used, "%s%s", used > 0 ? ", " : "",
+                           names[i]);
         }
     }
     if (present == 0) {
-        snprintf(err, errlen,
-                 "no bets to send: dataset %s does not exist and the environment has no bet "
-                 "(NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO)",
-                 a->cfg->dataset);
+        (void)snprintf(err, errlen,
+                       "no bets to send: dataset %s does not exist and the environment has no bet "
+                       "(NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO)",
+                       a->cfg->dataset);
         return -1;
     }
     if (present < 5) {
-        snprintf(err, errlen, "the environment bet is incomplete: missing %s", missing);
+        (void)snprintf(err, errlen, "the environment bet is incomplete: missing %s", missing);
         return -1;
     }
     int64_t number;
     if (!str_to_i64(str_make(values[4], strlen(values[4])), 0, INT32_MAX, &number)) {
-        snprintf(err, errlen, "NUMERO: '%s' is not an integer from 0 to 2147483647", values[4]);
+        (void)snprintf(err, errlen, "NUMERO: '%s' is not an integer from 0 to 2147483647",
+                       values[4]);
         return -1;
     }
     a->env_bet = (struct bet){
@@ -414,12 +418,12 @@ static int load_env_bet(struct agency *a, char *err, size_t errlen)
     };
     char why[192];
     if (!bet_validate(&a->env_bet, why, sizeof(why))) {
-        snprintf(err, errlen, "the environment bet is invalid: %s", why);
+        (void)snprintf(err, errlen, "the environment bet is invalid: %s", why);
         return -1;
     }
     if (PROTO_HEADER_LEN + 4 + proto_bet_encoded_size(&a->env_bet) > PROTO_CLIENT_MAX_FRAME) {
-        snprintf(err, errlen, "the environment bet does not fit in a %u-byte frame",
-                 PROTO_CLIENT_MAX_FRAME);
+        (void)snprintf(err, errlen, "the environment bet does not fit in a %u-byte frame",
+                       PROTO_CLIENT_MAX_FRAME);
         return -1;
     }
     a->from_env = true;
@@ -441,7 +445,7 @@ struct agency *agency_new(struct event_base *base, const struct client_config *c
     struct stat st;
     bool exists = stat(cfg->dataset, &st) == 0;
     if (!exists && (errno != ENOENT || cfg->dataset_explicit)) {
-        snprintf(err, errlen, "dataset %s: %s", cfg->dataset, strerror(errno));
+        (void)snprintf(err, errlen, "dataset %s: %s", cfg->dataset, strerror(errno));
         goto fail;
     }
     if (exists) {
@@ -460,7 +464,7 @@ struct agency *agency_new(struct event_base *base, const struct client_config *c
     a->ring = xcalloc(cfg->batch_window, sizeof(*a->ring));
     a->progress_timer = event_new(base, -1, EV_PERSIST, progress_cb, a);
     if (a->progress_timer == NULL) {
-        snprintf(err, errlen, "cannot create the progress timer");
+        (void)snprintf(err, errlen, "cannot create the progress timer");
         goto fail;
     }
     return a;

@@ -29,17 +29,17 @@ static int count_rows(struct dataset *d, char *err, size_t errlen)
             break;
         }
         if (st == CSV_IO_ERROR) {
-            snprintf(err, errlen, "cannot read %s: %s", d->path, why);
+            (void)snprintf(err, errlen, "cannot read %s: %s", d->path, why);
             return -1;
         }
         d->total++;
     }
     if (lseek(d->fd, 0, SEEK_SET) != 0) {
-        snprintf(err, errlen, "cannot rewind %s: %s", d->path, strerror(errno));
+        (void)snprintf(err, errlen, "cannot rewind %s: %s", d->path, strerror(errno));
         return -1;
     }
     csv_reader_free(&d->reader);
-    csv_reader_init(&d->reader, csv_read_fd, &d->fd, CSV_DEFAULT_BUFSIZE);
+    csv_reader_init(&d->reader, csv_read_fd, &d->fd, (size_t)CSV_DEFAULT_BUFSIZE);
     return 0;
 }
 
@@ -48,19 +48,19 @@ int dataset_open(struct dataset *d, const char *path, char *err, size_t errlen)
     dataset_init(d);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open dataset %s: %s", path, strerror(errno));
+        (void)snprintf(err, errlen, "cannot open dataset %s: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         /* A regular file is needed: the row count takes a first pass. */
-        snprintf(err, errlen, "dataset %s is not a regular file", path);
+        (void)snprintf(err, errlen, "dataset %s is not a regular file", path);
         close(fd);
         return -1;
     }
     d->fd = fd;
     d->path = xstrdup(path);
-    csv_reader_init(&d->reader, csv_read_fd, &d->fd, CSV_DEFAULT_BUFSIZE);
+    csv_reader_init(&d->reader, csv_read_fd, &d->fd, (size_t)CSV_DEFAULT_BUFSIZE);
     if (count_rows(d, err, errlen) != 0) {
         dataset_close(d);
         return -1;
@@ -86,15 +86,16 @@ enum dataset_status dataset_next(struct dataset *d, int32_t agency, struct bet *
     }
     *line = rec.line;
     if (rec.nfields != DATASET_FIELDS) {
-        snprintf(err, errlen,
-                 "expected %d fields (first_name,last_name,document,birthdate,number), got %zu",
-                 DATASET_FIELDS, rec.nfields);
+        (void)snprintf(
+            err, errlen,
+            "expected %d fields (first_name,last_name,document,birthdate,number), got %zu",
+            DATASET_FIELDS, rec.nfields);
         return DATASET_REJECTED;
     }
     int64_t number;
     if (!str_to_i64(rec.fields[4], 0, INT32_MAX, &number)) {
-        snprintf(err, errlen, "number '%.*s' is not an integer from 0 to 2147483647",
-                 (int)(rec.fields[4].len > 32 ? 32 : rec.fields[4].len), rec.fields[4].ptr);
+        (void)snprintf(err, errlen, "number '%.*s' is not an integer from 0 to 2147483647",
+                       (int)(rec.fields[4].len > 32 ? 32 : rec.fields[4].len), rec.fields[4].ptr);
         return DATASET_REJECTED;
     }
     bet->agency = agency;

@@ -95,7 +95,7 @@ static bool handle_frame(struct echo *e, const struct frame_header *hdr, const u
     }
     if (hdr->opcode != OP_ECHO) {
         char why[64];
-        snprintf(why, sizeof(why), "expected ECHO, got %s", opcode_name(hdr->opcode));
+        (void)snprintf(why, sizeof(why), "expected ECHO, got %s", opcode_name(hdr->opcode));
         echo_fail(e, why);
         return false;
     }

@@ -187,7 +187,7 @@ int main(int argc, char **argv)
 {
     log_init(LOG_INFO, 1);
     /* A write to a closed socket must be an error, not a fatal signal. */
-    signal(SIGPIPE, SIG_IGN);
+    (void)signal(SIGPIPE, SIG_IGN);
     if (argc > 2) {
         log_msg(LOG_ERROR, "usage: %s [config.yaml]", argv[0]);
         log_shutdown();

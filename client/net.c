@@ -42,7 +42,7 @@ static void try_next_address(struct connector *c);
 
 static void set_error(struct connector *c, const char *what, const char *why)
 {
-    snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, why);
+    (void)snprintf(c->last_error, sizeof(c->last_error), "%s: %s", what, why);
 }
 
 /* Every address of this attempt failed: wait and retry, or give up. */
@@ -237,7 +237,7 @@ const char *bev_error_reason(short what)
     }
     static char msg[160];
     int err = EVUTIL_SOCKET_ERROR();
-    snprintf(msg, sizeof(msg), "connection error: %s",
-             err != 0 ? evutil_socket_error_to_string(err) : "unknown");
+    (void)snprintf(msg, sizeof(msg), "connection error: %s",
+                   err != 0 ? evutil_socket_error_to_string(err) : "unknown");
     return msg;
 }
