@@ -48,7 +48,8 @@ struct csv_reader {
     off_t offset; /* stream offset of buf[start] */
 };
 
-/* bufsize bounds the longest record; a longer one is reported as CSV_BAD_ROW. */
+/* bufsize (0: CSV_DEFAULT_BUFSIZE) bounds the longest record, line end included;
+ * a longer one is reported as CSV_BAD_ROW and skipped up to the next '\n'. */
 void csv_reader_init(struct csv_reader *r, csv_read_fn read, void *ctx, size_t bufsize);
 void csv_reader_free(struct csv_reader *r);
 /* Reads the next record. Accepts \r\n and \n line ends; an empty line is skipped;

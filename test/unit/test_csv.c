@@ -7,12 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -295,6 +297,54 @@ static void test_reader_io_error(void **state)
     csv_reader_free(&r);
 }
 
+static int eintr_pipe[2] = {-1, -1};
+static volatile sig_atomic_t eintr_ticks;
+
+static void eintr_tick(int sig)
+{
+    (void)sig;
+    /* Ticks 1-4 only interrupt the blocked read; tick 5 supplies the data. */
+    if (++eintr_ticks == 5) {
+        static const char row[] = "a,b\n";
+        if (write(eintr_pipe[1], row, sizeof(row) - 1) < 0) {
+            _exit(3);
+        }
+        close(eintr_pipe[1]);
+    }
+}
+
+static void test_reader_fd_retries_eintr(void **state)
+{
+    (void)state;
+    assert_int_equal(pipe(eintr_pipe), 0);
+    eintr_ticks = 0;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = eintr_tick;
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked read fails with EINTR */
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval every_ms = {{0, 1000}, {0, 1000}}, off = {{0, 0}, {0, 0}};
+    assert_int_equal(setitimer(ITIMER_REAL, &every_ms, NULL), 0);
+
+    struct csv_reader r;
+    struct csv_record rec;
+    char err[128] = "";
+    csv_reader_init(&r, csv_read_fd, &eintr_pipe[0], 64);
+    enum csv_status st = csv_next(&r, &rec, err, sizeof(err));
+    enum csv_status st2 = csv_next(&r, &rec, err, sizeof(err));
+    assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
+    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+    csv_reader_free(&r);
+    close(eintr_pipe[0]);
+
+    if (st != CSV_RECORD) {
+        fail_msg("csv_next: %d (%s)", (int)st, err);
+    }
+    assert_int_equal(st2, CSV_EOF);
+    assert_true(eintr_ticks >= 5);
+}
+
 static void test_round_trip_generated(void **state)
 {
     (void)state;
@@ -342,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_reader_bad_rows),
         cmocka_unit_test(test_reader_record_longer_than_buffer),
         cmocka_unit_test(test_reader_io_error),
+        cmocka_unit_test(test_reader_fd_retries_eintr),
         cmocka_unit_test(test_round_trip_generated),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
