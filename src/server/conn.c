@@ -18,9 +18,6 @@
 
 #define REASON_LEN 1024
 
-/* A commit held back longer than this by a stream of reads runs inline. */
-#define COMMIT_MAX_DELAY_US 50000
-
 static void read_cb(struct bufferevent *bev, void *arg);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short events, void *arg);
@@ -488,21 +485,6 @@ static void process_input(struct conn *c)
     }
 }
 
-/* A stream of readable connections keeps the idle-priority commit from
- * running; past a short delay, commit from here instead. */
-static void commit_if_overdue(struct server *s)
-{
-    struct timeval now, age;
-
-    if (!s->commit_queued || event_base_gettimeofday_cached(s->base, &now) != 0)
-        return;
-    timersub(&now, &s->commit_since, &age);
-    if (age.tv_sec > 0 || age.tv_usec >= COMMIT_MAX_DELAY_US) {
-        server_commit(s);
-        log_flush();
-    }
-}
-
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
@@ -512,7 +494,7 @@ static void read_cb(struct bufferevent *bev, void *arg)
     process_input(c);
     if (conn_reap(c))
         return;
-    commit_if_overdue(s);
+    server_run_overdue(s);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)

@@ -16,6 +16,9 @@
 
 #define ERR_LEN 512
 
+/* Idle-priority work held back this long by a stream of reads runs inline. */
+#define IDLE_MAX_DELAY_US 50000
+
 /* How long accepting stays off after an accept error such as EMFILE. */
 static const struct timeval accept_pause = {1, 0};
 /* How long before a failed storage commit is tried again. */
@@ -73,9 +76,11 @@ static void commit_cb(evutil_socket_t fd, short events, void *arg)
 
 static void flush_cb(evutil_socket_t fd, short events, void *arg)
 {
+    struct server *s = arg;
+
     (void)fd;
     (void)events;
-    (void)arg;
+    s->flush_queued = false;
     log_flush();
 }
 
@@ -83,7 +88,32 @@ static void log_pending_hook(void *ctx)
 {
     struct server *s = ctx;
 
+    if (s->flush_queued)
+        return;
+    s->flush_queued = true;
+    if (event_base_gettimeofday_cached(s->base, &s->flush_since) != 0)
+        timerclear(&s->flush_since);
     event_active(s->flush_ev, 0, 0);
+}
+
+static bool overdue(struct server *s, const struct timeval *since)
+{
+    struct timeval now, age;
+
+    if (event_base_gettimeofday_cached(s->base, &now) != 0)
+        return false;
+    timersub(&now, since, &age);
+    return age.tv_sec > 0 || age.tv_usec >= IDLE_MAX_DELAY_US;
+}
+
+void server_run_overdue(struct server *s)
+{
+    if (s->commit_queued && overdue(s, &s->commit_since))
+        server_commit(s);
+    if (s->flush_queued && overdue(s, &s->flush_since)) {
+        s->flush_queued = false;
+        log_flush();
+    }
 }
 
 void server_schedule_reap(struct server *s)

@@ -53,6 +53,8 @@ struct server {
     struct conn *pending;        /* connections with replies held until the commit */
     struct timeval commit_since; /* when the pending commit was first queued */
     bool commit_queued;
+    struct timeval flush_since; /* when the log buffer became non-empty */
+    bool flush_queued;
     bool raffle_due; /* the raffle waits for a storage commit that failed */
     bool stopping;
 };
@@ -71,6 +73,14 @@ void server_queue_commit(struct server *s);
 /* Commits the storage now and releases every held reply and log line.
  * Returns 0, or -1 (replies stay held and a retry is scheduled). */
 int server_commit(struct server *s);
+
+/*
+ * libevent runs a lower priority only in a loop iteration with no higher one
+ * active, so a steady stream of reads could hold the commit and the log flush
+ * back for ever. Read callbacks call this: it runs either inline once it has
+ * waited more than a few milliseconds.
+ */
+void server_run_overdue(struct server *s);
 
 /* Frees, from a callback of its own, every closing conn with nothing left to
  * write (those get no write callback to do it). */
