@@ -14,6 +14,8 @@ void csv_reader_init(struct csv_reader *r, csv_read_fn read, void *ctx, size_t b
 {
     if (bufsize == 0) {
         bufsize = CSV_DEFAULT_BUFSIZE;
+    } else if (bufsize < 2) {
+        bufsize = 2; /* room for a "\r" and the byte after it */
     }
     r->read = read;
     r->ctx = ctx;

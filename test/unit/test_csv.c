@@ -272,6 +272,10 @@ static void test_reader_record_longer_than_buffer(void **state)
     /* A long final record without a line end. */
     expect_parse("ok\nabcdefghijklmnopqrstuvwxyz", 16,
                  "1:ok@3\n2:!record longer than 16 bytes@29\n");
+    /* A one-byte buffer is raised to two, enough for blank lines and line ends. */
+    expect_parse("\r\n\r\n", 1, "");
+    expect_parse("\n\nx", 1, "3:x@3\n");
+    expect_parse("\n\nxyz\nw\n", 1, "3:!record longer than 2 bytes@6\n4:w@8\n");
     /* Exactly filling the buffer with its line end is fine. */
     expect_parse("abcdefghijklmn\r\nx\n", 16, "1:abcdefghijklmn@16\n2:x@18\n");
 }
