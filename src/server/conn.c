@@ -550,7 +550,7 @@ static void idle_cb(evutil_socket_t fd, short events, void *arg)
         snprintf(reason, sizeof(reason), "peer did not read its replies for %d s",
                  c->srv->cfg->idle_timeout);
     else
-        snprintf(reason, sizeof(reason), "idle timeout: no whole frame for %d s",
+        snprintf(reason, sizeof(reason), "idle timeout, no whole frame for %d s",
                  c->srv->cfg->idle_timeout);
     log_conn_fail(c, LOG_INFO, "close_connection", reason);
     conn_free(c);
