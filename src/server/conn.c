@@ -527,6 +527,12 @@ static void event_cb(struct bufferevent *bev, short events, void *arg)
         log_conn_fail(c, LOG_DEBUG, "close_connection", evutil_socket_error_to_string(err));
         conn_free(c);
     } else if (events & BEV_EVENT_EOF) {
+        /* A peer that half-closes after its request (nc -N) still reads: an
+         * ACK held for the commit, or output not yet written, goes out first. */
+        if (!(c->flags & CONN_PARKED) && ((c->flags & CONN_PENDING) || queued_bytes(c) > 0)) {
+            conn_close_after_flush(c);
+            return;
+        }
         if (log_enabled(LOG_DEBUG)) {
             struct log_line l;
 
