@@ -148,7 +148,6 @@ static void attempt_start(struct connector *c)
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_ADDRCONFIG;
     /* Blocking, once per attempt: the client has nothing else to do meanwhile. */
     int rc = getaddrinfo(c->cfg->server_host, c->cfg->server_port, &hints, &c->addrs);
     if (rc != 0) {
