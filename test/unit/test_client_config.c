@@ -144,7 +144,7 @@ static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/tp0-client-config-XXXXXX");
+    (void)snprintf(f->dir, sizeof(f->dir), "/tmp/tp0-client-config-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     assert_non_null(getcwd(f->old_cwd, sizeof(f->old_cwd)));
     assert_int_equal(chdir(f->dir), 0);
@@ -354,7 +354,7 @@ static void test_bad_values_name_the_key(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         setenv(cases[i].env, cases[i].value, 1);
         char key[64];
-        snprintf(key, sizeof(key), "%s:", cases[i].key);
+        (void)snprintf(key, sizeof(key), "%s:", cases[i].key);
         /* The message names the key, the value and where it came from. */
         expect_error(NULL, key, cases[i].env);
         expect_error(NULL, cases[i].value, NULL);
