@@ -5,8 +5,8 @@
 # Package groups: build (compile and link), test (run the suite), fuzz (libFuzzer).
 deps_for() {
     case "$1" in
-    build) echo "build-essential cmake pkg-config libevent-dev libcyaml-dev libinih-dev libcmocka-dev" ;;
-    test) echo "python3 valgrind clang clang-tidy cppcheck clang-format libclang-rt-14-dev" ;;
+    build) echo "build-essential cmake pkg-config libevent-dev libcyaml-dev libinih-dev libcmocka-dev python3" ;;
+    test) echo "valgrind clang clang-tidy cppcheck clang-format libclang-rt-14-dev" ;;
     fuzz) echo "clang libclang-rt-14-dev" ;;
     *) return 1 ;;
     esac

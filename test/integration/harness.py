@@ -259,9 +259,9 @@ def start_server(workdir, env=None, args=None, port=None, wait=True, name="serve
 
 def start_client(workdir, env=None, args=None, name="client"):
     """Starts build/bin/client with cwd=workdir and only the given environment."""
-    argv = [os.path.join(BIN_DIR, "client")] + (
-        list(args) if args is not None else [os.path.join(workdir, "no-such-config.yaml")]
-    )
+    # No argument: the client looks for ./config.yaml in workdir, finds none,
+    # and runs from the environment alone.
+    argv = [os.path.join(BIN_DIR, "client")] + (list(args) if args is not None else [])
     return Proc(argv, workdir, _clean_env(env), name)
 
 
