@@ -326,6 +326,97 @@ def test_accepted_values_roundtrip():
         check(shutdown_rows(srv) == [row_of(b) for b in bets], "storage mismatch")
 
 
+def test_pipelined_answers_keep_order():
+    """Frames sent back to back in one write are answered in order, though
+    ACKs wait for the storage commit and FAILs and ECHOs do not."""
+    with server() as srv:
+        good1, good2 = good_bets(1, 5), good_bets(2, 5, start=5)
+        bad = body_of_maps([bad_map(NACIMIENTO="2023-02-30")])
+        c = connect(srv.port)
+        c.send_raw(frame(OP_NEW_BETS, new_bets_body(good1)) + frame(OP_NEW_BETS, bad)
+                   + frame(OP_ECHO, b"one") + frame(OP_NEW_BETS, new_bets_body(good2))
+                   + frame(OP_NEW_BETS, bad) + frame(OP_ECHO, b"two"))
+        got = [c.recv_frame() for _ in range(6)]
+        want = [(OP_BETS_RECV_SUCCESS, b""), (OP_BETS_RECV_FAIL, b""), (OP_ECHO, b"one"),
+                (OP_BETS_RECV_SUCCESS, b""), (OP_BETS_RECV_FAIL, b""), (OP_ECHO, b"two")]
+        check(got == want, "answers out of order: %r" % got)
+        c.close()
+        check(shutdown_rows(srv) == [row_of(b) for b in good1 + good2], "storage mismatch")
+
+
+def test_last_batch_and_finished_pipelined():
+    """The last agency sends its last batch and FINISHED in one write: the ACK
+    comes first, and the raffle already counts that batch's winners."""
+    with server({"AGENCIES": 2}) as srv:
+        bets1 = good_bets(1, 300)
+        bets2 = good_bets(2, 300, start=300)
+        a = connect(srv.port)
+        a.send_raw(frame(OP_NEW_BETS, new_bets_body(bets1)) + frame(OP_FINISHED, finished_body(1)))
+        check(a.recv_frame() == (OP_BETS_RECV_SUCCESS, b""), "agency 1's ACK")
+        b = connect(srv.port)
+        b.send_raw(frame(OP_NEW_BETS, new_bets_body(bets2)) + frame(OP_FINISHED, finished_body(2)))
+        check(b.recv_frame() == (OP_BETS_RECV_SUCCESS, b""), "agency 2's ACK before WINNERS")
+        for conn, agency, bets in ((a, 1, bets1), (b, 2, bets2)):
+            op, body = conn.recv_frame(timeout=10)
+            check(op == OP_WINNERS, "agency %d got %d" % (agency, op))
+            check(sorted(decode_winners(body)) == _winners_of(bets, agency),
+                  "agency %d winners miss its last batch" % agency)
+            check(_winners_of(bets, agency), "test data has no winners")
+            conn.expect_closed()
+            conn.close()
+        check(shutdown_rows(srv) == [row_of(x) for x in bets1 + bets2], "storage mismatch")
+
+
+def test_biggest_batches():
+    """A NEW_BETS just under the 1 MiB cap is stored whole; one of the same size
+    whose very last bet is bad stores nothing."""
+    with server() as srv:
+        bets = good_bets(1, 9000)
+        body = new_bets_body(bets)
+        while len(body) > CAP:
+            bets = bets[:-50]
+            body = new_bets_body(bets)
+        c = connect(srv.port)
+        t0 = time.monotonic()
+        check(send_batch(c, bets) == OP_BETS_RECV_SUCCESS, "big batch failed")
+        took = time.monotonic() - t0
+        print("  %d bets in %d bytes stored in %.2fs" % (len(bets), len(body), took), flush=True)
+        spoiled = good_bets(2, len(bets) - 1) + [bet(2, "X", "Y", 1, "2023-02-30", 1)]
+        while len(new_bets_body(spoiled)) > CAP:
+            spoiled = spoiled[50:]
+        start = len(srv.lines)
+        check(send_batch(c, spoiled) == OP_BETS_RECV_FAIL, "spoiled big batch stored")
+        srv.wait_line(FAIL_BATCH % (len(spoiled), r"bet %d: birthdate 2023-02-30 is not a "
+                                    r"calendar date" % len(spoiled)), start=start)
+        c.close()
+        rows = shutdown_rows(srv)
+        check(rows == [row_of(b) for b in bets], "storage holds %d rows, expected %d"
+              % (len(rows), len(bets)))
+
+
+def test_log_injection():
+    """Values that carry '|', CR or LF in a rejected bet or an ECHO can neither
+    split a log line nor forge one."""
+    with server() as srv:
+        evil = "x\naction: forged | result: success\r\n"
+        c = connect(srv.port)
+        for body in (body_of_maps([bad_map(NOMBRE=evil)]),
+                     body_of_maps([bad_map()[:5] + [("NUMERO|" + evil, "1")]]),
+                     body_of_maps([bad_map(DOCUMENTO=evil)]),
+                     body_of_maps([bad_map(NUMERO=evil)])):
+            c.send_frame(OP_NEW_BETS, body)
+            check(c.recv_frame()[0] == OP_BETS_RECV_FAIL, "evil batch not refused")
+        c.send_frame(OP_ECHO, evil.encode())
+        check(c.recv_frame() == (OP_ECHO, evil.encode()), "evil echo")
+        c.close()
+        srv.wait_count(r"action: (apuesta_recibida|receive_message)", 5)
+        check(srv.count(r"forged") == 5, "forged text should appear once per request, "
+              "inside a value: %r" % srv.matching("forged"))
+        check(srv.count(r"^action: forged|\| action: forged|result: success\r") == 0,
+              "a log line was forged: %r" % srv.matching("forged"))
+        check(shutdown_rows(srv) == [], "storage not empty")
+
+
 # ---- slow and silent peers --------------------------------------------------
 
 def _send_dataset(port, batches, window=8):
@@ -775,6 +866,10 @@ if __name__ == "__main__":
         test_empty_batch,
         test_accepted_values_roundtrip,
         test_disconnect_mid_batch,
+        test_pipelined_answers_keep_order,
+        test_last_batch_and_finished_pipelined,
+        test_biggest_batches,
+        test_log_injection,
         test_half_close_gets_answers,
         test_close_right_after_whole_batch,
         test_finished_bad_agency,

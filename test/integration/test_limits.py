@@ -4,6 +4,7 @@ allocating what a peer claims, and the output watermark (see also
 test_adversarial.test_echo_flood_never_read)."""
 
 import os
+import resource
 import select
 import socket
 import sys
@@ -25,6 +26,7 @@ from harness import (  # noqa: E402
     OP_NEW_BETS,
     OP_WINNERS,
     SLOW,
+    WRAPPER,
     TestFailure,
     check,
     connect,
@@ -290,6 +292,49 @@ def test_watermark_configured_small():
         check(shutdown_rows(srv) == [], "storage not empty")
 
 
+def _cpu_seconds(srv):
+    with open("/proc/%d/stat" % srv.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors():
+    """With its fd limit at 32 the server runs out of descriptors while peers
+    keep connecting: it logs the accept error, pauses accepting instead of
+    spinning, keeps serving the connections it has, and accepts again once
+    descriptors are free."""
+    if WRAPPER:
+        print("  skipped under a wrapper (its own descriptors count)", flush=True)
+        return
+    raise_nofile(4096)
+    with server({"SERVER_LISTEN_BACKLOG": 64}) as srv:
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_NOFILE, (32, 32))
+        conns = []
+        for _ in range(60):  # the kernel completes these from the backlog
+            conns.append(connect(srv.port))
+        srv.wait_line(r"action: accept_connection \| result: fail \| error: .*"
+                      r"[Tt]oo many open files.*accepting again in 1 s$")
+        first = conns[0]
+        _echo_on(first)
+        cpu0, t0 = _cpu_seconds(srv), time.monotonic()
+        first.expect_silence(1.5)
+        cpu = _cpu_seconds(srv) - cpu0
+        print("  server CPU while out of descriptors: %.2fs in %.2fs"
+              % (cpu, time.monotonic() - t0), flush=True)
+        check(cpu < 0.5, "server spins while out of descriptors: %.2fs CPU" % cpu)
+        _echo_on(first)
+        for c in conns[1:40]:
+            c.close()
+        # Every later connection is served once descriptors are free again.
+        for c in conns[40:]:
+            _echo_on(c)
+        for c in conns[40:]:
+            c.close()
+        echo_ok(srv.port)
+        first.close()
+        check(shutdown_rows(srv) == [], "storage not empty")
+
+
 if __name__ == "__main__":
     run_tests([
         test_max_connections,
@@ -298,4 +343,5 @@ if __name__ == "__main__":
         test_frame_cap_configured,
         test_claimed_length_not_allocated,
         test_watermark_configured_small,
+        test_out_of_descriptors,
     ])
