@@ -16,7 +16,7 @@
 #include "tp0/util.h"
 
 #define CSV_MAX_FIELDS      16
-#define CSV_DEFAULT_BUFSIZE (256u * 1024u)
+#define CSV_DEFAULT_BUFSIZE ((size_t)256 * 1024)
 
 /* Where the reader's bytes come from: returns bytes read, 0 at end, -1 on error
  * (errno set). A file descriptor and a memory range are provided below. */
@@ -72,7 +72,7 @@ void csv_write_row(struct buf *out, const struct str *fields, size_t nfields);
 /* The same field encoding for hot loops that reserve a whole row at once: writes
  * the field at dst, which has room for CSV_FIELD_MAX(field.len) bytes, and
  * returns the end of what it wrote. */
-#define CSV_FIELD_MAX(len) (2 * (len) + 2)
+#define CSV_FIELD_MAX(len) ((size_t)2 * (len) + 2)
 uint8_t *csv_put_field(uint8_t *dst, struct str field);
 
 #endif

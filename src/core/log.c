@@ -205,7 +205,8 @@ __attribute__((format(printf, 2, 0))) static void append_vfmt_sanitized(struct b
 {
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n =
+        vsnprintf(NULL, 0, fmt, ap2); // NOLINT(clang-analyzer-valist.Uninitialized): see protocol.c
     va_end(ap2);
     if (n <= 0) {
         return;

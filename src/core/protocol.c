@@ -88,7 +88,8 @@ __attribute__((format(printf, 2, 3))) static bool reader_fail(struct proto_reade
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+    /* clang-tidy 14 misreads va_start here when it analyses several files at once. */
+    vsnprintf(r->msg, sizeof(r->msg), fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized)
     va_end(ap);
     r->error = r->msg;
     r->left = 0;
@@ -277,7 +278,7 @@ bool proto_decode_new_bets(const uint8_t *body, size_t len, struct bet_batch *ou
                            size_t errlen)
 {
     struct proto_reader r;
-    uint32_t n;
+    uint32_t n = 0;
     proto_reader_init(&r, body, len);
     bet_batch_clear(out);
     if (!proto_read_count(&r, BET_MIN_ENCODED, &n)) {
@@ -317,14 +318,14 @@ bool proto_decode_winners(const uint8_t *body, size_t len, uint32_t *count,
                           size_t errlen)
 {
     struct proto_reader r;
-    uint32_t n;
+    uint32_t n = 0;
     proto_reader_init(&r, body, len);
     if (!proto_read_count(&r, 4, &n)) {
         snprintf(err, errlen, "WINNERS: %s", r.error);
         return false;
     }
     for (uint32_t i = 0; i < n; i++) {
-        struct str doc;
+        struct str doc = {NULL, 0};
         if (!proto_read_str(&r, &doc)) {
             snprintf(err, errlen, "WINNERS: document %lu: %s", (unsigned long)i + 1, r.error);
             return false;

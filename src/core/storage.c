@@ -12,13 +12,13 @@
 #include "tp0/csv.h"
 
 /* How much of the file's tail is read per step while looking for the last row end. */
-#define TAIL_CHUNK (64 * 1024)
+#define TAIL_CHUNK ((off_t)64 * 1024)
 
 /* Returns the size of the file up to and including its last "\r\n" (0 if none),
  * reading backwards from `size` in chunks, or -1 with errno. */
 static off_t last_row_end(int fd, off_t size)
 {
-    char *chunk = xmalloc(TAIL_CHUNK);
+    char *chunk = xmalloc((size_t)TAIL_CHUNK);
     off_t result = 0;
     int saved_errno;
     off_t pos = size;
@@ -117,7 +117,7 @@ void storage_append(struct storage *s, const struct bet *bets, size_t count)
     for (size_t i = 0; i < count; i++) {
         const struct bet *b = &bets[i];
         /* Reserve the row's worst case once, then write it without further checks. */
-        size_t max = 2 * I64_DEC_MAX + CSV_FIELD_MAX(b->first_name.len) +
+        size_t max = (size_t)2 * I64_DEC_MAX + CSV_FIELD_MAX(b->first_name.len) +
                      CSV_FIELD_MAX(b->last_name.len) + CSV_FIELD_MAX(b->document.len) +
                      CSV_FIELD_MAX(b->birthdate.len) + 5 + 2;
         uint8_t *start = buf_reserve(out, max);

@@ -172,7 +172,7 @@ static int load_file(struct server_config *c, const char *path, char *err, size_
         return -1;
     }
     rc = ini_parse_file(f, ini_handler_cb, &ctx);
-    fclose(f);
+    (void)fclose(f); /* opened read-only: nothing to lose on close */
     if (rc == 0)
         return 0;
     if (ctx.failed) {
