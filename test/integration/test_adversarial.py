@@ -36,6 +36,7 @@ from harness import (  # noqa: E402
     OP_NEW_BETS,
     OP_WINNERS,
     SLOW,
+    SOURCE_DIR,
     bet,
     check,
     connect,
@@ -47,6 +48,7 @@ from harness import (  # noqa: E402
     frame,
     new_bets_body,
     run_tests,
+    start_client,
     start_server,
     stop,
     tmpdir,
@@ -474,6 +476,79 @@ def test_dribbled_frame_does_not_stall_others():
               "storage holds %d rows, expected %d" % (len(rows), len(expected) + 1))
 
 
+def _client_run(srv, workdir, dribble=None):
+    """Runs the real client as agency 3 over datasets/agency-3.csv. Returns the
+    seconds from its start until it logs that every batch was confirmed; then
+    agencies 1 and 2 finish (agency 1 after the dribble, if any) so the client
+    gets its winners and exits 0."""
+    dataset = os.path.join(SOURCE_DIR, "datasets", "agency-3.csv")
+    t0 = time.monotonic()
+    cli = start_client(workdir, env={"CLI_ID": 3, "CLI_DATASET": dataset,
+                                     "CLI_SERVER_ADDRESS": "127.0.0.1:%d" % srv.port})
+    try:
+        cli.wait_line(r"action: apuestas_enviadas \| result: success", timeout=60)
+        took = time.monotonic() - t0
+        if dribble is not None:
+            dribble()
+        finishers = [_finish(srv.port, agency) for agency in (1, 2)]
+        for f in finishers:
+            check(f.recv_frame(timeout=10)[0] == OP_WINNERS, "no WINNERS")
+            f.close()
+        rc = cli.wait_exit(20)
+        check(rc == 0, "client exited %r:\n%s" % (rc, cli.tail()))
+        cli.wait_line(r"action: consulta_ganadores \| result: success \| cant_ganadores: %d$"
+                      % len(_winners_of(dataset_rows(3), 3)))
+        return took
+    finally:
+        if cli.alive():
+            cli.kill()
+
+
+def test_dribble_with_real_client():
+    """The same race, with build/bin/client sending agency 3's dataset."""
+    rows3 = dataset_rows(3)
+    with tmpdir() as d:
+        with server({"AGENCIES": 3}) as srv:
+            solo = _client_run(srv, d)
+            check(len(shutdown_rows(srv)) == len(rows3), "solo run stored the wrong count")
+        with server({"AGENCIES": 3, "IDLE_TIMEOUT": 120}) as srv:
+            slow_bet = good_bets(1, 1, start=4242)
+            data = frame(OP_NEW_BETS, new_bets_body(slow_bet))
+            c = connect(srv.port)
+            stop_dribble = threading.Event()
+
+            def pace():
+                for i in range(len(data)):
+                    c.send_raw(data[i:i + 1])
+                    if i + 1 < len(data) and not stop_dribble.is_set():
+                        time.sleep(0.1)  # the pacing is the scenario
+
+            t = threading.Thread(target=pace, daemon=True)
+            t.start()
+            t_start = time.monotonic()
+            state = {}
+
+            def after_client():
+                state["dribbling"] = t.is_alive()
+                state["elapsed"] = time.monotonic() - t_start
+                stop_dribble.set()
+                t.join(30)
+                check(c.recv_frame(timeout=10)[0] == OP_BETS_RECV_SUCCESS, "dribbled batch")
+                c.close()
+
+            busy = _client_run(srv, d, dribble=after_client)
+            bound = max(3 * solo, solo + 2.0) * SLOW
+            print("  real client: solo %.2fs, next to the dribbler %.2fs (bound %.2fs)"
+                  % (solo, busy, bound), flush=True)
+            check(state["dribbling"], "the client took longer than the dribble (%.1fs)"
+                  % state["elapsed"])
+            check(busy <= bound, "client took %.2fs next to the dribbler, %.2fs alone"
+                  % (busy, solo))
+            rows = shutdown_rows(srv)
+            check(sorted(rows) == sorted([row_of(b) for b in rows3] + [row_of(slow_bet[0])]),
+                  "storage holds %d rows" % len(rows))
+
+
 def test_thousand_silent_connections():
     raise_nofile(4096)
     # A backlog of 128 keeps the connect loop from waiting on SYN retries; the
@@ -879,6 +954,7 @@ if __name__ == "__main__":
         test_parked_connection_goes_away,
         test_thousand_silent_connections,
         test_dribbled_frame_does_not_stall_others,
+        test_dribble_with_real_client,
         test_winners_never_read,
         test_echo_flood_never_read,
     ])

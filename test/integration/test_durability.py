@@ -237,6 +237,32 @@ def test_torn_row_cut_at_start():
     _torn_case("empty file", b"", b"")
 
 
+def test_corrupt_row_fails_the_raffle_cleanly():
+    """A complete but malformed row inside the file (not something the server
+    writes) cannot be raffled: the raffle logs its failure, the waiting
+    agencies are let go without winners, and the server keeps serving."""
+    with tmpdir() as d:
+        storage = os.path.join(d, "bets.csv")
+        with open(storage, "wb") as f:
+            f.write(VALID + b"1,only,four,fields\r\n" + VALID)
+        srv = start_server(d, env={"AGENCIES": 1, "STORAGE_PATH": storage})
+        try:
+            m = srv.wait_line(OPEN_LINE)
+            check(m.group("n") == "0", "a complete row was cut")
+            c = connect(srv.port)
+            c.send_frame(OP_FINISHED, finished_body(1))
+            got = c.expect_closed(timeout=10)
+            check(got == b"", "got %r instead of a close" % got[:40])
+            c.close()
+            srv.wait_line(r"action: sorteo \| result: fail \| error: .*bets\.csv.*4")
+            check(srv.count(r"action: sorteo \| result: success") == 0, "raffle succeeded")
+            echo_ok(srv.port)
+            check(stop(srv) == 0, "exit code")
+        finally:
+            if srv.alive():
+                srv.kill()
+
+
 def test_missing_file_created():
     with tmpdir() as d:
         storage = os.path.join(d, "bets.csv")
@@ -255,5 +281,6 @@ if __name__ == "__main__":
     run_tests([
         test_torn_row_cut_at_start,
         test_missing_file_created,
+        test_corrupt_row_fails_the_raffle_cleanly,
         test_kill9_while_five_agencies_send,
     ])
