@@ -125,7 +125,8 @@ def test_framing_errors_close():
              r"frame length 1048577 exceeds the cap of 1048576"),
             ("unknown opcode 6", bytes([6]) + enc_int(0), r"unknown opcode 6"),
             ("unknown opcode 255", bytes([255]) + enc_int(4) + b"abcd", r"unknown opcode 255"),
-            ("FINISHED empty body", frame(OP_FINISHED, b""), r"FINISHED: int needs 4 bytes, 0 left"),
+            ("FINISHED empty body", frame(OP_FINISHED, b""),
+             r"FINISHED: int needs 4 bytes, 0 left"),
             ("FINISHED 8-byte body", frame(OP_FINISHED, enc_int(1) + enc_int(2)),
              r"FINISHED: 4 trailing bytes.*"),
         ]

@@ -45,7 +45,8 @@ from harness import (  # noqa: E402
 )
 
 AGENCIES = 5
-OPEN_LINE = r"action: storage_open \| result: success \| path: (?P<path>.*) \| dropped_bytes: (?P<n>\d+)$"
+OPEN_LINE = (r"action: storage_open \| result: success \| path: (?P<path>.*) \| "
+             r"dropped_bytes: (?P<n>\d+)$")
 
 
 def _start(workdir, storage):
@@ -65,10 +66,13 @@ def test_kill9_while_five_agencies_send():
     seed = int(os.environ.get("TP0_SEED", str(int(time.time() * 1000) % 1_000_000)))
     print("  seed %d (set TP0_SEED=%d to replay)" % (seed, seed), flush=True)
     rng = random.Random(seed)
-    per_agency = 4000
-    batch_size = 20
-    kill_rounds = 8
-    plans = {a: chunks(synthetic_bets(a, per_agency), batch_size) for a in range(1, AGENCIES + 1)}
+    per_agency = 6000
+    kill_rounds = 12
+    # Small batches give many kill points; big ones (up to ~250 KB) give long
+    # writes that a kill can tear.
+    sizes = {a: rng.choice([10, 20, 50, 500, 2500]) for a in range(1, AGENCIES + 1)}
+    print("  batch sizes by agency: %r" % sizes, flush=True)
+    plans = {a: chunks(synthetic_bets(a, per_agency), sizes[a]) for a in range(1, AGENCIES + 1)}
     status = {a: {} for a in plans}  # agency -> batch index -> ok | fail | unknown
     next_index = {a: 0 for a in plans}
     total_batches = sum(len(b) for b in plans.values())
@@ -254,7 +258,8 @@ def test_corrupt_row_fails_the_raffle_cleanly():
             got = c.expect_closed(timeout=10)
             check(got == b"", "got %r instead of a close" % got[:40])
             c.close()
-            srv.wait_line(r"action: sorteo \| result: fail \| error: .*bets\.csv.*4")
+            srv.wait_line(r"action: sorteo \| result: fail \| "
+                          r"error: .*/bets\.csv:4: expected 6 fields, got 4$")
             check(srv.count(r"action: sorteo \| result: success") == 0, "raffle succeeded")
             echo_ok(srv.port)
             check(stop(srv) == 0, "exit code")
