@@ -152,6 +152,39 @@ def test_idle_timeout():
         check(shutdown_rows(srv) == [], "storage not empty")
 
 
+def test_unread_winners_timed_out():
+    """After the raffle, a parked peer that never reads a WINNERS frame larger
+    than the kernel's socket buffers (420,000 winners, ~5.9 MB) is closed by
+    the idle timeout once its output stops draining, with a line saying so;
+    the other agency is served normally."""
+    from adv_lib import PipelinedSender
+    from harness import bet
+    per_batch, batches = 7000, 60
+    batch = [bet(1, "N", "A", 2147483647, "1990-01-01", 7574)] * per_batch
+    with server({"AGENCIES": 2, "IDLE_TIMEOUT": 1}) as srv:
+        s = PipelinedSender(srv.port, [batch] * batches, window=2).run()
+        check(s.error is None and s.confirmed == batches, "setup failed: %r" % s.error)
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", srv.port))
+        slow.sendall(frame(OP_FINISHED, finished_body(1)))
+        other = connect(srv.port)
+        other.send_frame(OP_FINISHED, finished_body(2))
+        op, body = other.recv_frame(timeout=20)
+        check(op == OP_WINNERS and decode_winners(body) == [], "agency 2 winners")
+        other.close()
+        srv.wait_line(r"action: winners_sent \| result: success \| ip: 127\.0\.0\.1 \| "
+                      r"agency: 1 \| cantidad: %d$" % (per_batch * batches), timeout=20)
+        t0 = time.monotonic()
+        srv.wait_line(r"action: close_connection \| result: fail \| ip: 127\.0\.0\.1 \| "
+                      r"error: peer did not read its replies for 1 s$", timeout=10)
+        print("  unread WINNERS dropped %.2fs after the raffle" % (time.monotonic() - t0),
+              flush=True)
+        slow.close()
+        echo_ok(srv.port)
+        check(len(shutdown_rows(srv)) == per_batch * batches, "storage row count")
+
+
 def test_idle_timeout_zero_disables():
     with server({"IDLE_TIMEOUT": 0}) as srv:
         c = connect(srv.port)
@@ -339,6 +372,7 @@ if __name__ == "__main__":
     run_tests([
         test_max_connections,
         test_idle_timeout,
+        test_unread_winners_timed_out,
         test_idle_timeout_zero_disables,
         test_frame_cap_configured,
         test_claimed_length_not_allocated,
