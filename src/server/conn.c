@@ -121,7 +121,7 @@ void conn_free(struct conn *c)
     if ((c->flags & CONN_PARKED) && lottery_unpark(&s->lottery, c->agency, c) && !s->stopping) {
         struct log_line l;
 
-        /* The agency stays finished; the raffle will have nobody to tell. */
+        /* The agency stays finished; a new FINISHED from it parks again. */
         log_line_begin(&l, LOG_WARNING, "finished", "fail");
         log_line_cstr(&l, "ip", c->ip);
         log_line_int(&l, "agency", c->agency);

@@ -70,8 +70,13 @@ enum lottery_finish lottery_finish(struct lottery *l, int32_t agency, void *conn
     if (l->drawn)
         return LOTTERY_ANSWER_NOW;
     if (l->finished[agency]) {
-        snprintf(err, errlen, "agency %ld already finished", (long)agency);
-        return LOTTERY_DUPLICATE;
+        if (l->parked[agency] != NULL) {
+            snprintf(err, errlen, "agency %ld already finished", (long)agency);
+            return LOTTERY_DUPLICATE;
+        }
+        /* Its first connection went away before the draw: this one waits instead. */
+        l->parked[agency] = conn;
+        return LOTTERY_PARKED;
     }
     l->finished[agency] = true;
     l->finished_count++;

@@ -5,7 +5,8 @@
  * and sends the frames itself, so this file is unit-tested on its own.
  *
  * Agencies are numbered 1..agencies. Before the draw, each agency may finish
- * once and parks one connection; the draw happens once, after the last
+ * once and parks one connection (if that connection goes away, a new FINISHED
+ * from the agency parks the new one); the draw happens once, after the last
  * agency finished. After it, any agency may ask for its winners at once.
  */
 #ifndef TP0_SERVER_LOTTERY_H
@@ -38,7 +39,7 @@ struct lottery {
 
 enum lottery_finish {
     LOTTERY_BAD_AGENCY, /* not in 1..agencies: err says why */
-    LOTTERY_DUPLICATE,  /* this agency already finished before the draw: err says why */
+    LOTTERY_DUPLICATE,  /* another connection already waits for this agency: err says why */
     LOTTERY_PARKED,     /* recorded; the connection waits for the draw */
     LOTTERY_DRAW_NOW,   /* recorded and parked; it was the last one: call lottery_draw */
     LOTTERY_ANSWER_NOW, /* the draw is done: answer with lottery_winners() at once */

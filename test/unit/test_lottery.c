@@ -123,9 +123,12 @@ static void test_unpark_keeps_agency_finished(void **state)
     assert_true(lottery_unpark(&l, 1, &conn_a));
     assert_null(lottery_parked(&l, 1));
     assert_false(lottery_unpark(&l, 1, &conn_a));
-    assert_int_equal(lottery_finish(&l, 1, &conn_b, err, sizeof(err)), LOTTERY_DUPLICATE);
+    /* The agency reconnects: its new connection waits, without counting twice. */
+    assert_int_equal(lottery_finish(&l, 1, &conn_c, err, sizeof(err)), LOTTERY_PARKED);
+    assert_int_equal(l.finished_count, 1);
+    assert_int_equal(lottery_finish(&l, 1, &conn_a, err, sizeof(err)), LOTTERY_DUPLICATE);
     assert_int_equal(lottery_finish(&l, 2, &conn_b, err, sizeof(err)), LOTTERY_DRAW_NOW);
-    assert_null(lottery_take_parked(&l, 1));
+    assert_ptr_equal(lottery_take_parked(&l, 1), &conn_c);
     assert_ptr_equal(lottery_take_parked(&l, 2), &conn_b);
     assert_null(lottery_take_parked(&l, 2));
     lottery_free(&l);
