@@ -27,7 +27,7 @@ import time
 SOURCE_DIR = os.environ.get(
     "TP0_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 )
-BIN_DIR = os.environ.get("TP0_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+BIN_DIR = os.path.abspath(os.environ.get("TP0_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin")))
 WRAPPER = shlex.split(os.environ.get("TP0_WRAPPER", ""))
 # Under valgrind everything is ~20x slower: stretch every deadline.
 SLOW = 20.0 if WRAPPER else 1.0
