@@ -7,7 +7,9 @@
 #             docker/server/config.ini mounted read-only
 #   clientN   CLI_ID=N, CLI_MODE=<mode> (default bets), docker/client/config.yaml
 #             mounted read-only, and datasets/agency-N.csv mounted read-only
-#             where that file exists
+#             where that file exists; in bets mode an agency with no dataset
+#             gets one sample bet in its environment (NOMBRE, APELLIDO,
+#             DOCUMENTO 4000000N, NACIMIENTO, NUMERO 1000+N)
 # Paths in the file are relative to the output file's folder, so it works
 # wherever it is written. The output depends only on the arguments and on which
 # datasets exist. Wrong arguments: usage on stderr, exit code 2, no file written.
@@ -96,10 +98,24 @@ EOF
     environment:
       - CLI_ID=$i
       - CLI_MODE=$mode
+EOF
+        local dataset=0
+        [ -f "$root/datasets/agency-$i.csv" ] && dataset=1
+        if [ "$mode" = bets ] && [ $dataset = 0 ]; then
+            # No dataset: the agency's one bet comes from its environment.
+            cat <<EOF
+      - NOMBRE=Apostador
+      - APELLIDO=Agencia $i
+      - DOCUMENTO=$((40000000 + i))
+      - NACIMIENTO=1990-01-01
+      - NUMERO=$((1000 + i))
+EOF
+        fi
+        cat <<EOF
     volumes:
       - $base/docker/client/config.yaml:/app/config.yaml:ro
 EOF
-        if [ -f "$root/datasets/agency-$i.csv" ]; then
+        if [ $dataset = 1 ]; then
             echo "      - $base/datasets/agency-$i.csv:/app/datasets/agency-$i.csv:ro"
         fi
         cat <<EOF

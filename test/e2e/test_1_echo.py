@@ -53,8 +53,14 @@ def check_generated(tmp, clients, mode):
               "client%d environment %r" % (i, env))
         want_mounts = {"/app/config.yaml": (os.path.join(src, "docker/client/config.yaml"), True)}
         dataset = os.path.join(src, "datasets", "agency-%d.csv" % i)
+        bet_keys = {"NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO"}
         if os.path.exists(dataset):
             want_mounts["/app/datasets/agency-%d.csv" % i] = (dataset, True)
+            check(not bet_keys & set(env), "client%d has a dataset and a bet in its environment" % i)
+        elif (mode or "bets") == "bets":
+            # No dataset: one sample bet from the environment.
+            check(bet_keys <= set(env) and env["DOCUMENTO"] == str(40000000 + i),
+                  "client%d has neither a dataset nor a bet: %r" % (i, env))
         check(mounts(c) == want_mounts, "client%d volumes %r" % (i, mounts(c)))
         check(list(c.get("depends_on", {})) == ["server"], "client%d depends_on %r" % (i, c.get("depends_on")))
         check(list(c["networks"]) == ["testing_net"], "client%d networks" % i)
