@@ -31,6 +31,11 @@ BIN_DIR = os.path.abspath(os.environ.get("TP0_BIN_DIR", os.path.join(SOURCE_DIR,
 WRAPPER = shlex.split(os.environ.get("TP0_WRAPPER", ""))
 # Under valgrind everything is ~20x slower: stretch every deadline.
 SLOW = 20.0 if WRAPPER else 1.0
+# The wrapper's exit code for its own findings (valgrind --error-exitcode=99).
+# run_tests fails a test when one of its processes exits with it, even where
+# the test itself did not look at that exit code (e.g. a stop() in cleanup).
+WRAPPER_ERROR_EXIT = int(os.environ.get("TP0_WRAPPER_ERROR_EXIT", "99"))
+_started = []  # Procs whose exit code run_tests has not checked yet
 
 OP_NEW_BETS = 0
 OP_BETS_RECV_SUCCESS = 1
@@ -112,6 +117,7 @@ class Proc:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        _started.append(self)
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
 
@@ -408,20 +414,48 @@ def connect(port, host="127.0.0.1", timeout=10.0):
     return Conn(port, host, timeout)
 
 
+def _wrapper_findings():
+    """Processes that exited with the wrapper's error code since the last call.
+
+    Still-running ones stay listed for the next call; a process killed with
+    SIGKILL never reaches valgrind's report, so it cannot be judged here.
+    """
+    if not WRAPPER:
+        del _started[:]
+        return []
+    found, running = [], []
+    for p in _started:
+        rc = p.proc.poll()
+        if rc is None:
+            running.append(p)
+        elif rc == WRAPPER_ERROR_EXIT:
+            found.append(p)
+    _started[:] = running
+    return found
+
+
 def run_tests(tests):
     """Runs test functions in order; prints a summary line; exits 1 on failure."""
     passed = failed = 0
     for fn in tests:
         t0 = time.monotonic()
+        error = None
         try:
             fn()
         except Exception as exc:  # noqa: BLE001 - report every failure
+            error = exc
+        bad = _wrapper_findings()
+        if bad:
+            error = TestFailure("%s exited %d (wrapper error)%s; output:\n%s" % (
+                ", ".join(p.name for p in bad), WRAPPER_ERROR_EXIT,
+                "" if error is None else " after: %s" % error,
+                "\n".join(p.tail(80) for p in bad)))
+        if error is not None:
             failed += 1
             print("FAIL %s (%.2fs): %s: %s" % (fn.__name__, time.monotonic() - t0,
-                                               type(exc).__name__, exc), flush=True)
+                                               type(error).__name__, error), flush=True)
         else:
             passed += 1
             print("ok   %s (%.2fs)" % (fn.__name__, time.monotonic() - t0), flush=True)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)
-
