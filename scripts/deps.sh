@@ -3,9 +3,11 @@
 # command and exits 2.
 
 # Package groups: build (compile and link), test (run the suite), fuzz (libFuzzer).
+# libyaml-dev is listed because libcyaml.pc links -lyaml but Debian's
+# libcyaml-dev does not depend on it.
 deps_for() {
     case "$1" in
-    build) echo "build-essential cmake pkg-config libevent-dev libcyaml-dev libinih-dev libcmocka-dev python3" ;;
+    build) echo "build-essential cmake pkg-config libevent-dev libcyaml-dev libyaml-dev libinih-dev libcmocka-dev python3" ;;
     test) echo "valgrind clang clang-tidy cppcheck clang-format libclang-rt-14-dev" ;;
     fuzz) echo "clang libclang-rt-14-dev" ;;
     *) return 1 ;;
