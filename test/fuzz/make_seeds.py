@@ -96,6 +96,12 @@ def protocol_seeds():
             frame(OP_NEW_BETS, new_bets([bet_pairs(1, "A", "B", -5, "1990-01-01", 1)]))),
         "new_bets_doc_over_int32": protocol_input(
             frame(OP_NEW_BETS, new_bets([bet_pairs(1, "A", "B", 2147483648, "1990-01-01", 1)]))),
+        "new_bets_number_over_int32": protocol_input(
+            frame(OP_NEW_BETS, new_bets([bet_pairs(1, "A", "B", 1, "1990-01-01", 2147483648)]))),
+        "new_bets_number_negative": protocol_input(
+            frame(OP_NEW_BETS, new_bets([bet_pairs(1, "A", "B", 1, "1990-01-01", -1)]))),
+        "new_bets_agency_under_int32": protocol_input(
+            frame(OP_NEW_BETS, new_bets([bet_pairs(-2147483649, "A", "B", 1, "1990-01-01", 1)]))),
         "new_bets_number_junk": protocol_input(
             frame(OP_NEW_BETS, new_bets([bet_pairs(1, "A", "B", 1, "1990-01-01", "12a")]))),
         "new_bets_agency_zero": protocol_input(
