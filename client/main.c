@@ -70,7 +70,11 @@ static void session_done(void *ctx, int exit_code)
     }
     app->over = true;
     app->exit_code = exit_code;
-    event_base_loopexit(app->base, NULL);
+    /* loopexit lets this iteration's callbacks run; it can only fail to
+     * allocate, and then loopbreak, which just sets a flag, stops the loop. */
+    if (event_base_loopexit(app->base, NULL) != 0) {
+        (void)event_base_loopbreak(app->base);
+    }
 }
 
 static void connected(void *ctx, struct bufferevent *bev)

@@ -165,7 +165,7 @@ static void check_throttle(struct conn *c)
     if ((c->flags & CONN_THROTTLED) || queued_bytes(c) <= high)
         return;
     c->flags |= CONN_THROTTLED;
-    bufferevent_disable(c->bev, EV_READ);
+    server_check_ev(bufferevent_disable(c->bev, EV_READ), "cannot pause reading");
     /* write_cb runs once the output is down to high / 2. */
     bufferevent_setwatermark(c->bev, EV_WRITE, high / 2, 0);
     log_msg(LOG_DEBUG, "pausing reads from %s: %zu bytes queued", c->ip, queued_bytes(c));
@@ -225,10 +225,10 @@ void conn_close_after_flush(struct conn *c)
     if (c->flags & CONN_CLOSING)
         return;
     c->flags |= CONN_CLOSING;
-    bufferevent_disable(c->bev, EV_READ);
+    server_check_ev(bufferevent_disable(c->bev, EV_READ), "cannot stop reading");
     /* A peer that never reads its last reply must not keep the conn forever. */
     if (c->idle_ev != NULL)
-        event_add(c->idle_ev, c->srv->idle_tv);
+        server_check_ev(event_add(c->idle_ev, c->srv->idle_tv), "cannot arm the idle timer");
     /* With nothing to write, no write callback will come to free it. */
     if (queued_bytes(c) == 0)
         server_schedule_reap(c->srv);
@@ -398,7 +398,7 @@ static void handle_finished(struct conn *c, const uint8_t *body, size_t len)
         c->agency = agency;
         /* Waiting for the other agencies is not idleness. */
         if (c->idle_ev != NULL)
-            event_del(c->idle_ev);
+            server_check_ev(event_del(c->idle_ev), "cannot disarm the idle timer");
         if (s->lottery.finished_count < s->lottery.agencies) {
             log_finished(c, "in_progress", agency);
         } else {
@@ -479,9 +479,9 @@ static void process_input(struct conn *c)
             break;
         }
         dispatch(c, frame, &hdr);
-        evbuffer_drain(in, frame_len);
+        (void)evbuffer_drain(in, frame_len); /* cannot fail: the frame is in the buffer */
         if (c->idle_ev != NULL && !(c->flags & (CONN_PARKED | CONN_CLOSING)))
-            event_add(c->idle_ev, s->idle_tv);
+            server_check_ev(event_add(c->idle_ev, s->idle_tv), "cannot arm the idle timer");
     }
 }
 
@@ -508,7 +508,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
         if (!(c->flags & CONN_CLOSING)) {
             log_msg(LOG_DEBUG, "resuming reads from %s", c->ip);
-            bufferevent_enable(c->bev, EV_READ);
+            server_check_ev(bufferevent_enable(c->bev, EV_READ), "cannot resume reading");
             /* Frames that arrived before the pause get no new read event. */
             process_input(c);
         }

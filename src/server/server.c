@@ -53,7 +53,7 @@ int server_commit(struct server *s)
         /* Nothing is acknowledged before it is durable: keep the replies
          * held and try again shortly. */
         log_fail("storage_commit", err);
-        event_add(s->commit_ev, &commit_retry);
+        server_check_ev(event_add(s->commit_ev, &commit_retry), "cannot schedule the commit retry");
         return -1;
     }
     s->commit_queued = false;
@@ -203,6 +203,12 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
     conn_new(s, fd, addr);
 }
 
+void server_check_ev(int rc, const char *what)
+{
+    if (rc != 0)
+        log_fail("event_setup", what);
+}
+
 static void accept_error_cb(struct evconnlistener *listener, void *arg)
 {
     struct server *s = arg;
@@ -213,8 +219,9 @@ static void accept_error_cb(struct evconnlistener *listener, void *arg)
     snprintf(reason, sizeof(reason), "%s; accepting again in 1 s",
              evutil_socket_error_to_string(err));
     log_fail("accept_connection", reason);
-    evconnlistener_disable(listener);
-    event_add(s->accept_resume_ev, &accept_pause);
+    server_check_ev(evconnlistener_disable(listener), "cannot stop accepting");
+    server_check_ev(event_add(s->accept_resume_ev, &accept_pause),
+                    "cannot schedule accepting again");
 }
 
 static void accept_resume_cb(evutil_socket_t fd, short events, void *arg)
@@ -224,7 +231,7 @@ static void accept_resume_cb(evutil_socket_t fd, short events, void *arg)
     (void)fd;
     (void)events;
     if (!s->stopping && s->listener != NULL)
-        evconnlistener_enable(s->listener);
+        server_check_ev(evconnlistener_enable(s->listener), "cannot accept again");
 }
 
 static void signal_cb(evutil_socket_t sig, short events, void *arg)
@@ -237,7 +244,7 @@ static void signal_cb(evutil_socket_t sig, short events, void *arg)
     log_line_cstr(&l, "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     log_line_end(&l);
     s->stopping = true;
-    event_base_loopbreak(s->base);
+    server_check_ev(event_base_loopbreak(s->base), "cannot stop the event loop");
 }
 
 static int open_listener(struct server *s)
@@ -381,7 +388,7 @@ int server_free(struct server *s)
 
     s->stopping = true;
     if (s->listener != NULL)
-        evconnlistener_disable(s->listener);
+        server_check_ev(evconnlistener_disable(s->listener), "cannot stop accepting");
 
     while (s->conns != NULL) {
         struct conn *c = s->conns;

@@ -68,6 +68,11 @@ int server_run(struct server *s);
  * failed server_init. Returns 0, or -1 if the storage did not close cleanly. */
 int server_free(struct server *s);
 
+/* libevent's add/enable/disable calls fail only when the backend itself does
+ * (epoll_ctl out of memory, say): the failure is logged and the loop goes on,
+ * with the idle timeout as the backstop for a connection left without events. */
+void server_check_ev(int rc, const char *what);
+
 /* Asks for a group commit at the end of this loop iteration. */
 void server_queue_commit(struct server *s);
 /* Commits the storage now and releases every held reply and log line.
