@@ -79,7 +79,7 @@ static void agency_close(struct agency *a)
 {
     a->state = AGENCY_DONE;
     if (a->progress_timer != NULL) {
-        evtimer_del(a->progress_timer);
+        (void)evtimer_del(a->progress_timer); /* only a broken event base fails here */
     }
     if (a->bev != NULL) {
         /* Drops whatever is still queued: a frame cut short never counts on the
@@ -213,7 +213,7 @@ static void send_finished(struct agency *a)
             log_line_end(&l);
         }
     }
-    evtimer_del(a->progress_timer);
+    (void)evtimer_del(a->progress_timer); /* only a broken event base fails here */
     buf_reset(&a->out);
     proto_encode_finished(&a->out, a->cfg->id);
     if (bufferevent_write(a->bev, a->out.data, a->out.len) != 0) {

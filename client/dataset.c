@@ -55,7 +55,7 @@ int dataset_open(struct dataset *d, const char *path, char *err, size_t errlen)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         /* A regular file is needed: the row count takes a first pass. */
         (void)snprintf(err, errlen, "dataset %s is not a regular file", path);
-        close(fd);
+        (void)close(fd); /* read-only or never used: nothing to lose */
         return -1;
     }
     d->fd = fd;
@@ -116,7 +116,7 @@ void dataset_close(struct dataset *d)
         return;
     }
     csv_reader_free(&d->reader);
-    close(d->fd);
+    (void)close(d->fd); /* read-only or never used: nothing to lose */
     d->fd = -1;
     free(d->path);
     d->path = NULL;

@@ -28,7 +28,7 @@ struct echo {
 static void echo_close(struct echo *e)
 {
     if (e->timer != NULL) {
-        evtimer_del(e->timer);
+        (void)evtimer_del(e->timer); /* only a broken event base fails here */
     }
     if (e->bev != NULL) {
         bufferevent_free(e->bev);

@@ -60,7 +60,7 @@ struct conn *conn_new(struct server *s, int fd, const struct sockaddr *addr)
 
     c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (c->bev == NULL) {
-        close(fd);
+        (void)close(fd); /* read-only or never used: nothing to lose */
         log_conn_fail(c, LOG_ERROR, "accept_connection", "cannot create a bufferevent");
         free(c);
         return NULL;

@@ -197,7 +197,7 @@ static void accept_cb(struct evconnlistener *listener, evutil_socket_t fd, struc
         log_line_cstr(&l, "ip", ip);
         log_line_cstr(&l, "error", reason);
         log_line_end(&l);
-        close(fd);
+        (void)close(fd); /* read-only or never used: nothing to lose */
         return;
     }
     conn_new(s, fd, addr);
