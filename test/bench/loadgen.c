@@ -127,9 +127,9 @@ static void fail(struct bench *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("loadgen: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    (void)fputs("loadgen: error: ", stderr);
+    (void)vfprintf(stderr, fmt, ap);
+    (void)fputc('\n', stderr);
     va_end(ap);
     if (!b->failed) {
         b->failed = 1;
@@ -562,7 +562,7 @@ static long proc_status_kib(long pid, const char *key)
             break;
         }
     }
-    fclose(f);
+    (void)fclose(f); /* read-only: nothing to lose */
     return kib;
 }
 
@@ -623,7 +623,8 @@ static void report(struct bench *b, double encode_s)
     if (o->server_pid > 0) {
         printf("  server   pid %ld: peak RSS (VmHWM) %.1f MiB, RSS with all connected %.1f MiB, "
                "RSS now %.1f MiB\n",
-               o->server_pid, hwm / 1024.0, b->rss_connected_kib / 1024.0, rss / 1024.0);
+               o->server_pid, (double)hwm / 1024.0, (double)b->rss_connected_kib / 1024.0,
+               (double)rss / 1024.0);
     }
     printf("RESULT agencies=%" PRIu32 " bets_per_agency=%" PRIu32 " bets=%" PRIu64
            " batches=%zu window=%" PRIu32 " connect_s=%.3f ingest_s=%.3f bets_per_s=%.0f"
@@ -633,7 +634,7 @@ static void report(struct bench *b, double encode_s)
            o->agencies, o->bets, b->total_bets, b->nlat, o->window, connect_s, ingest_s, rate, p50,
            p99, pmax, raffle_s, total_s, b->tx_bytes, b->rx_bytes, b->winners, b->expected_winners,
            hwm, b->rss_connected_kib);
-    fflush(stdout);
+    (void)fflush(stdout);
 }
 
 /* ------------------------------------------------------------------- setup */
