@@ -169,7 +169,10 @@ struct connector *connector_start(struct event_base *base, const struct client_c
     c->done = done;
     c->ctx = ctx;
     c->delay_ms = CONNECT_BACKOFF_FIRST_MS;
-    c->deadline_ns = monotonic_ns() + cfg->connect_timeout_ns;
+    /* Saturated: connect.timeout may be up to Go's largest duration. */
+    int64_t now = monotonic_ns();
+    c->deadline_ns =
+        cfg->connect_timeout_ns > INT64_MAX - now ? INT64_MAX : now + cfg->connect_timeout_ns;
     c->retry_timer = evtimer_new(base, retry_cb, c);
     if (c->retry_timer == NULL) {
         free(c);

@@ -284,6 +284,18 @@ def test_no_bets_to_send():
             check(c.count(r"action: connect") == 0, "connected despite having no bets")
 
 
+def test_huge_connect_timeout():
+    """The longest duration Go accepts as connect.timeout: the deadline saturates
+    instead of overflowing (UBSan aborts on signed overflow), so it keeps retrying."""
+    with h.tmpdir() as d:
+        c = start_client(d, client_env(h.free_port(), CLI_CONNECT_TIMEOUT="2562047h47m16s",
+                                       **ENV_BET))
+        c.wait_line(r"action: connect \| result: in_progress \| attempt: 2 ")
+        c.signal(signal.SIGTERM)
+        expect_exit(c, 0)
+        check(not fields(c, "connect", "fail"), "gave up:\n" + c.tail())
+
+
 if __name__ == "__main__":
     h.run_tests([
         test_connect_gives_up,
@@ -295,6 +307,7 @@ if __name__ == "__main__":
         test_garbage_from_server,
         test_echo_mismatch,
         test_sigterm_while_connecting,
+        test_huge_connect_timeout,
         test_sigterm_while_parked,
         test_config_file_and_errors,
         test_no_bets_to_send,
