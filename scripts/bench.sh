@@ -67,7 +67,11 @@ wanted() {
 
 # shellcheck source=scripts/deps.sh
 . scripts/deps.sh
-ensure_deps build
+if [ "$use_strace" = 1 ]; then
+    ensure_deps build strace
+else
+    ensure_deps build
+fi
 
 # ------------------------------------------------------------------ build
 targets=(server loadgen)
@@ -265,7 +269,6 @@ scenario_datasets() {
     rm -rf "$dir"
 
     if [ "$use_strace" = 1 ]; then
-        command -v strace >/dev/null || die "--strace needs strace (apt-get install strace)"
         mkdir -p "$dir"
         note "scenario 1 again under strace -c -f (syscall counts)"
         start_server "$dir" 5 INFO strace -f -c -o "$dir/strace.txt"

@@ -2,7 +2,8 @@
 # installs the missing ones when running as root; otherwise prints the exact
 # command and exits 2.
 
-# Package groups: build (compile and link), test (run the suite), fuzz (libFuzzer).
+# Package groups: build (compile and link), test (run the suite), fuzz (libFuzzer),
+# strace (scripts/bench.sh --strace).
 # libyaml-dev is listed because libcyaml.pc links -lyaml but Debian's
 # libcyaml-dev does not depend on it.
 deps_for() {
@@ -10,6 +11,7 @@ deps_for() {
     build) echo "build-essential cmake pkg-config libevent-dev libcyaml-dev libyaml-dev libinih-dev libcmocka-dev python3" ;;
     test) echo "valgrind clang clang-tidy cppcheck clang-format libclang-rt-14-dev" ;;
     fuzz) echo "clang libclang-rt-14-dev" ;;
+    strace) echo "strace" ;;
     *) return 1 ;;
     esac
 }
