@@ -132,7 +132,21 @@ static void log_config(const struct client_config *cfg)
     log_line_end(&l);
 }
 
-/* Sets up the loop and the session; returns an exit code when it cannot. */
+/* Installed before anything slow (the dataset's row count): a signal that comes
+ * meanwhile waits in libevent until the loop runs, instead of killing us. */
+static int install_signals(struct app *app)
+{
+    app->sig_term = evsignal_new(app->base, SIGTERM, signal_cb, app);
+    app->sig_int = evsignal_new(app->base, SIGINT, signal_cb, app);
+    if (app->sig_term == NULL || app->sig_int == NULL || event_add(app->sig_term, NULL) != 0 ||
+        event_add(app->sig_int, NULL) != 0) {
+        log_msg(LOG_ERROR, "cannot install the signal handlers");
+        return EXIT_NETWORK;
+    }
+    return 0;
+}
+
+/* Sets up the session; returns an exit code when it cannot. */
 static int setup(struct app *app)
 {
     char err[512];
@@ -151,13 +165,6 @@ static int setup(struct app *app)
             log_msg(LOG_ERROR, "cannot set up echo mode");
             return EXIT_NETWORK;
         }
-    }
-    app->sig_term = evsignal_new(app->base, SIGTERM, signal_cb, app);
-    app->sig_int = evsignal_new(app->base, SIGINT, signal_cb, app);
-    if (app->sig_term == NULL || app->sig_int == NULL || event_add(app->sig_term, NULL) != 0 ||
-        event_add(app->sig_int, NULL) != 0) {
-        log_msg(LOG_ERROR, "cannot install the signal handlers");
-        return EXIT_NETWORK;
     }
     app->connector = connector_start(app->base, &app->cfg, connected, app);
     if (app->connector == NULL) {
@@ -209,11 +216,6 @@ int main(int argc, char **argv)
         log_shutdown();
         return EXIT_CONFIG;
     }
-    /* The configuration is always shown, whatever level it sets. */
-    log_config(&app.cfg);
-    log_set_level(app.cfg.log_level);
-    log_flush();
-
     int rc = 0;
     app.base = event_base_new();
     if (app.base == NULL || event_base_priority_init(app.base, PRIORITIES) != 0) {
@@ -228,6 +230,15 @@ int main(int argc, char **argv)
         goto out;
     }
     log_set_pending_hook(log_pending_hook, &app);
+    rc = install_signals(&app);
+    if (rc != 0) {
+        goto out;
+    }
+
+    /* The configuration is always shown, whatever level it sets. */
+    log_config(&app.cfg);
+    log_set_level(app.cfg.log_level);
+    log_flush();
 
     rc = setup(&app);
     if (rc == 0) {

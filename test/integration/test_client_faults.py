@@ -296,6 +296,20 @@ def test_huge_connect_timeout():
         check(not fields(c, "connect", "fail"), "gave up:\n" + c.tail())
 
 
+def test_sigterm_while_counting_rows():
+    """SIGTERM while the dataset's rows are being counted (before the event loop
+    runs): the signal is held until the loop starts, then a clean stop, exit 0."""
+    with h.tmpdir() as d:
+        with open(os.path.join(d, "big.csv"), "w") as f:
+            f.write("Ana,Paz,30904465,1999-03-17,7574\n" * 1000000)
+        c = start_client(d, client_env(h.free_port(), CLI_DATASET="big.csv"))
+        c.wait_line(r"action: config \| result: success")
+        c.signal(signal.SIGTERM)
+        expect_exit(c, 0)
+        check(c.count(r"action: close_dataset \| result: success") == 1, "dataset not closed")
+        check(c.lines[-1].endswith("action: shutdown | result: success"), "last line " + c.lines[-1])
+
+
 if __name__ == "__main__":
     h.run_tests([
         test_connect_gives_up,
@@ -308,6 +322,7 @@ if __name__ == "__main__":
         test_echo_mismatch,
         test_sigterm_while_connecting,
         test_huge_connect_timeout,
+        test_sigterm_while_counting_rows,
         test_sigterm_while_parked,
         test_config_file_and_errors,
         test_no_bets_to_send,
