@@ -9,7 +9,7 @@
 #             mounted read-only, and datasets/agency-N.csv mounted read-only
 #             where that file exists; in bets mode an agency with no dataset
 #             gets one sample bet in its environment (NOMBRE, APELLIDO,
-#             DOCUMENTO 4000000N, NACIMIENTO, NUMERO 1000+N)
+#             DOCUMENTO 40000000+N, NACIMIENTO, NUMERO 1000+N)
 # Paths in the file are relative to the output file's folder, so it works
 # wherever it is written. The output depends only on the arguments and on which
 # datasets exist. Wrong arguments: usage on stderr, exit code 2, no file written.
