@@ -12,6 +12,12 @@ build=${1:-build}
 
 mapfile -t sources < <(git ls-files '*.c' '*.h' | grep -v '^test/fuzz/corpus')
 mapfile -t units < <(git ls-files 'src/*.c' 'client/*.c')
+# The lists come from git: outside a checkout they are empty, and clang-format
+# with no file would wait on stdin.
+if [ ${#sources[@]} -eq 0 ] || [ ${#units[@]} -eq 0 ]; then
+    echo "lint: git ls-files listed no sources (not a git checkout?)" >&2
+    exit 2
+fi
 status=0
 
 echo "lint: clang-format (${#sources[@]} files)"
