@@ -11,7 +11,6 @@
 #   JOBS=N              build parallelism (default: number of cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 quick=0
 for arg in "$@"; do
     case "$arg" in
