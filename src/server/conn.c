@@ -297,17 +297,24 @@ static int64_t declared_count(const uint8_t *body, size_t len)
     return n;
 }
 
+/* Starts a line that goes behind the lines waiting for the commit, if any,
+ * so the log keeps the order of the requests. */
+static void log_line_begin_in_order(struct log_line *l, struct server *s, const char *action,
+                                    const char *result)
+{
+    if (s->staged_log.len > 0)
+        log_line_begin_into(l, &s->staged_log, LOG_INFO, action, result);
+    else
+        log_line_begin(l, LOG_INFO, action, result);
+}
+
 static void reject_bets(struct conn *c, int64_t count, const char *reason)
 {
     struct server *s = c->srv;
     uint8_t frame[PROTO_HEADER_LEN] = {OP_BETS_RECV_FAIL, 0, 0, 0, 0};
     struct log_line l;
 
-    /* Behind lines that wait for the commit, so the log keeps the order. */
-    if (s->staged_log.len > 0)
-        log_line_begin_into(&l, &s->staged_log, LOG_INFO, "apuesta_recibida", "fail");
-    else
-        log_line_begin(&l, LOG_INFO, "apuesta_recibida", "fail");
+    log_line_begin_in_order(&l, s, "apuesta_recibida", "fail");
     log_line_int(&l, "cantidad", count);
     log_line_cstr(&l, "error", reason);
     log_line_end(&l);
@@ -360,7 +367,8 @@ static void log_finished(const struct conn *c, const char *result, int32_t agenc
     const struct lottery *lot = &c->srv->lottery;
     struct log_line l;
 
-    log_line_begin(&l, LOG_INFO, "finished", result);
+    /* After the lines of the batches sent before it (the raffle commits first). */
+    log_line_begin_in_order(&l, c->srv, "finished", result);
     log_line_cstr(&l, "ip", c->ip);
     log_line_int(&l, "agency", agency);
     log_line_fmt(&l, "finished", "%ld/%ld", (long)lot->finished_count, (long)lot->agencies);

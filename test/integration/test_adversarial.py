@@ -370,6 +370,13 @@ def test_last_batch_and_finished_pipelined():
             conn.expect_closed()
             conn.close()
         check(shutdown_rows(srv) == [row_of(x) for x in bets1 + bets2], "storage mismatch")
+        # The log keeps the order of the requests: each agency's batch lines
+        # come before its FINISHED line, though they wait for the commit.
+        order = [(a, r) for a, r, _ in srv.actions()
+                 if a in ("apuesta_recibida", "finished", "sorteo")]
+        check(order == [("apuesta_recibida", "success"), ("finished", "in_progress"),
+                        ("apuesta_recibida", "success"), ("finished", "success"),
+                        ("sorteo", "success")], "log order %r" % order)
 
 
 def test_biggest_batches():
