@@ -26,9 +26,11 @@ struct storage {
 };
 
 /*
- * Opens (creating if needed) the file for appending. A torn trailing row, left
- * by a crash in the middle of a write, is everything after the last "\r\n"; it
- * is cut off and *dropped_bytes says how much (0 when the file was clean).
+ * Opens (creating if needed, with its directory synced) the file for
+ * appending. A torn trailing row, left by a crash in the middle of a write, is
+ * everything after the last line end ('\n', which ends "\r\n" and "\n" rows
+ * alike); it is cut off and *dropped_bytes says how much (0 when the file was
+ * clean).
  * Returns 0, or -1 with a reason in err.
  */
 int storage_open(struct storage *s, const char *path, size_t *dropped_bytes, char *err,

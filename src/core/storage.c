@@ -14,15 +14,18 @@
 /* How much of the file's tail is read per step while looking for the last row end. */
 #define TAIL_CHUNK ((off_t)64 * 1024)
 
-/* Returns the size of the file up to and including its last "\r\n" (0 if none),
- * reading backwards from `size` in chunks, or -1 with errno. */
+/* Returns the size of the file up to and including its last line end (0 if
+ * none), reading backwards from `size` in chunks, or -1 with errno. A line end
+ * is '\n': it ends the "\r\n" rows this code writes and the "\n" rows of a
+ * file edited by hand, and a write torn between '\r' and '\n' leaves a row
+ * without its '\n', which is cut with the rest of the torn tail. */
 static off_t last_row_end(int fd, off_t size)
 {
     char *chunk = xmalloc((size_t)TAIL_CHUNK);
     off_t result = 0;
     int saved_errno;
     off_t pos = size;
-    while (pos > 1) {
+    while (pos > 0) {
         off_t start = pos > TAIL_CHUNK ? pos - TAIL_CHUNK : 0;
         size_t want = (size_t)(pos - start);
         size_t got = 0;
@@ -42,23 +45,42 @@ static off_t last_row_end(int fd, off_t size)
             }
             got += (size_t)n;
         }
-        for (size_t i = want - 1; i >= 1; i--) {
-            if (chunk[i] == '\n' && chunk[i - 1] == '\r') {
+        for (size_t i = want; i-- > 0;) {
+            if (chunk[i] == '\n') {
                 result = start + (off_t)i + 1;
                 goto out;
             }
         }
-        if (start == 0) {
-            break;
-        }
-        /* Overlap by one byte so a "\r\n" split across chunks is still seen. */
-        pos = start + 1;
+        pos = start;
     }
 out:
     saved_errno = errno;
     free(chunk);
     errno = saved_errno;
     return result;
+}
+
+/* Makes a new file's directory entry durable: without it, a power loss could
+ * lose the whole file even though its rows were fdatasync()ed. */
+static int sync_parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash == NULL ? xstrdup(".") : xstrdup(path);
+    if (slash == path) {
+        dir[1] = '\0'; /* "/bets.csv": the root */
+    } else if (slash != NULL) {
+        dir[slash - path] = '\0';
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(dir);
+    if (dfd < 0) {
+        return -1;
+    }
+    int rc = fsync(dfd);
+    int saved = errno;
+    (void)close(dfd); /* read-only: nothing to lose */
+    errno = saved;
+    return rc;
 }
 
 int storage_open(struct storage *s, const char *path, size_t *dropped_bytes, char *err,
@@ -100,6 +122,11 @@ int storage_open(struct storage *s, const char *path, size_t *dropped_bytes, cha
             goto fail;
         }
         *dropped_bytes = (size_t)(st.st_size - keep);
+    }
+    /* An empty file may have just been created (cheap enough to do always). */
+    if (st.st_size == 0 && sync_parent_dir(path) < 0) {
+        snprintf(err, errlen, "cannot sync the directory of %s: %s", path, strerror(errno));
+        goto fail;
     }
     s->fd = fd;
     s->path = xstrdup(path);

@@ -215,11 +215,14 @@ static void test_torn_tail(void **state)
     expect_cut(t->path, torn, sizeof(torn) - 1, sizeof(row) - 1);
     static const char half_crlf[] = "1,a,b,1,2000-01-01,5\r\n2,c,d,2,2000-01-01,6\r";
     expect_cut(t->path, half_crlf, sizeof(half_crlf) - 1, sizeof(row) - 1);
+    /* A row ended by a bare "\n" (a file edited by hand) is whole: nothing is cut. */
     static const char lf_only[] = "1,a,b,1,2000-01-01,5\r\n2,c,d,2,2000-01-01,6\n";
-    expect_cut(t->path, lf_only, sizeof(lf_only) - 1, sizeof(row) - 1);
+    expect_cut(t->path, lf_only, sizeof(lf_only) - 1, sizeof(lf_only) - 1);
+    static const char lf_file[] = "1,a,b,1,2000-01-01,5\n2,c,d,2,2000-01-01,6\n3,e";
+    expect_cut(t->path, lf_file, sizeof(lf_file) - 1, sizeof(lf_file) - 1 - 3);
     static const char no_row[] = "1,a,b";
     expect_cut(t->path, no_row, sizeof(no_row) - 1, 0);
-    expect_cut(t->path, "\n", 1, 0);
+    expect_cut(t->path, "\n", 1, 1);
     expect_cut(t->path, "\r\n", 2, 2);
     expect_cut(t->path, row, sizeof(row) - 1, sizeof(row) - 1);
 }
