@@ -53,10 +53,12 @@ int server_commit(struct server *s)
         /* Nothing is acknowledged before it is durable: keep the replies
          * held and try again shortly. */
         log_fail("storage_commit", err);
+        s->commit_retrying = true;
         server_check_ev(event_add(s->commit_ev, &commit_retry), "cannot schedule the commit retry");
         return -1;
     }
     s->commit_queued = false;
+    s->commit_retrying = false;
     while (s->pending != NULL)
         conn_release_held(s->pending);
     if (s->staged_log.len > 0)
@@ -108,7 +110,9 @@ static bool overdue(struct server *s, const struct timeval *since)
 
 void server_run_overdue(struct server *s)
 {
-    if (s->commit_queued && overdue(s, &s->commit_since))
+    /* Not while a failed commit waits for its retry: every read would
+     * otherwise hit the failing disk again and log it again. */
+    if (s->commit_queued && !s->commit_retrying && overdue(s, &s->commit_since))
         server_commit(s);
     if (s->flush_queued && overdue(s, &s->flush_since)) {
         s->flush_queued = false;

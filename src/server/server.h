@@ -53,6 +53,7 @@ struct server {
     struct conn *pending;        /* connections with replies held until the commit */
     struct timeval commit_since; /* when the pending commit was first queued */
     bool commit_queued;
+    bool commit_retrying;       /* a commit failed: only its 1 s retry timer tries again */
     struct timeval flush_since; /* when the log buffer became non-empty */
     bool flush_queued;
     bool raffle_due; /* the raffle waits for a storage commit that failed */

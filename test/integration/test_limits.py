@@ -368,6 +368,44 @@ def test_out_of_descriptors():
         check(shutdown_rows(srv) == [], "storage not empty")
 
 
+COMMIT_FAIL_LINE = r"action: storage_commit \| result: fail \| error: cannot write /dev/full"
+
+
+def test_failing_disk_retried_once_a_second():
+    """A disk that refuses writes: nothing is acknowledged, the server keeps
+    serving others, and the commit is retried by its 1 s timer only, not by
+    every read (which would hammer the disk and flood the log)."""
+    if not os.access("/dev/full", os.W_OK):
+        print("  /dev/full not writable here: nothing to test")
+        return
+    with server(env={"STORAGE_PATH": "/dev/full"}) as srv:
+        agency = connect(srv.port)
+        agency.send_frame(OP_NEW_BETS, new_bets_body(synthetic_bets(1, 3)))
+        srv.wait_line(COMMIT_FAIL_LINE)
+        t0 = time.monotonic()
+        other = connect(srv.port)
+        echoes = 0
+        # Keep the server reading until the retry timer has fired twice more.
+        while srv.count(COMMIT_FAIL_LINE) < 3:
+            _echo_on(other)
+            echoes += 1
+            check(time.monotonic() - t0 < 10 * SLOW, "the commit was not retried")
+        elapsed = time.monotonic() - t0
+        failures = srv.count(COMMIT_FAIL_LINE)
+        print("  %d commit failures in %.1fs while %d echoes were served"
+              % (failures, elapsed, echoes))
+        check(echoes >= 20, "too few echoes served: %d" % echoes)
+        check(failures <= elapsed + 2, "commit retried per read: %d in %.1fs" % (failures, elapsed))
+        agency.sock.settimeout(0)
+        try:
+            early = agency.sock.recv(1)
+        except BlockingIOError:
+            early = None
+        check(early is None, "a batch was answered although it never reached the disk")
+        other.close()
+        agency.close()
+
+
 if __name__ == "__main__":
     run_tests([
         test_max_connections,
@@ -378,4 +416,5 @@ if __name__ == "__main__":
         test_claimed_length_not_allocated,
         test_watermark_configured_small,
         test_out_of_descriptors,
+        test_failing_disk_retried_once_a_second,
     ])
