@@ -27,6 +27,11 @@ static inline struct str str_make(const char *ptr, size_t len)
 
 bool str_eq(struct str a, const char *cstr);
 
+/* The length (1 to 4) of the well-formed UTF-8 sequence at p, which has `left`
+ * bytes (left >= 1), or 0 when it is malformed: a stray continuation byte, an
+ * overlong form, a surrogate, a code point above U+10FFFF, or truncated. */
+size_t utf8_sequence_len(const unsigned char *p, size_t left);
+
 /* Parses a base-10 integer in [min, max]; the whole view must be digits with an
  * optional leading '-'. Returns false on empty input, junk or overflow. */
 bool str_to_i64(struct str s, int64_t min, int64_t max, int64_t *out);

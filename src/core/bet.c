@@ -37,44 +37,11 @@ bool utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        uint32_t min;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            /* Continuation byte out of place, 0xc0/0xc1 (always overlong), or > 0xf4. */
+        size_t n = p[i] < 0x80 ? 1 : utf8_sequence_len(p + i, len - i);
+        if (n == 0) {
             return false;
         }
-        if (len - i - 1 < n) {
-            return false; /* truncated sequence */
-        }
-        for (size_t k = 1; k <= n; k++) {
-            unsigned char cc = p[i + k];
-            if ((cc & 0xc0) != 0x80) {
-                return false;
-            }
-            cp = (cp << 6) | (cc & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-            return false; /* overlong, beyond Unicode, or a UTF-16 surrogate */
-        }
-        i += n + 1;
+        i += n;
     }
     return true;
 }

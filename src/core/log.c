@@ -172,25 +172,35 @@ static void append_prefix(struct buf *out, enum log_level level)
     out->len += TS_LEN + col.len;
 }
 
-/* '|' would split a structured line, control bytes would break it: both become '?'. */
-static inline uint8_t sanitize_byte(uint8_t c)
-{
-    return (c < 0x20 || c == 0x7f || c == '|') ? '?' : c;
-}
-
+/* '|' would split a structured line, control bytes would break it, and bytes
+ * that are not UTF-8 would trip a reader that decodes the log: each such byte
+ * becomes '?', so the length never changes. */
 static void sanitize_in_place(uint8_t *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        p[i] = sanitize_byte(p[i]);
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f || c == '|') {
+                p[i] = '?';
+            }
+            i++;
+            continue;
+        }
+        size_t n = utf8_sequence_len(p + i, len - i);
+        if (n == 0) {
+            p[i++] = '?';
+        } else {
+            i += n;
+        }
     }
 }
 
 static void append_sanitized(struct buf *out, const char *s, size_t len)
 {
     uint8_t *p = buf_reserve(out, len);
-    for (size_t i = 0; i < len; i++) {
-        p[i] = sanitize_byte((uint8_t)s[i]);
-    }
+    memcpy(p, s, len);
+    sanitize_in_place(p, len);
     out->len += len;
 }
 

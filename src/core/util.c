@@ -138,3 +138,42 @@ size_t i64_dec_len(int64_t v)
     }
     return len;
 }
+
+size_t utf8_sequence_len(const unsigned char *p, size_t left)
+{
+    unsigned char c = p[0];
+    size_t n;
+    uint32_t cp;
+    uint32_t min;
+    if (c < 0x80) {
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1;
+        cp = c & 0x1f;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2;
+        cp = c & 0x0f;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3;
+        cp = c & 0x07;
+        min = 0x10000;
+    } else {
+        return 0; /* a continuation byte out of place, 0xc0/0xc1 (always overlong), or > 0xf4 */
+    }
+    if (left - 1 < n) {
+        return 0; /* truncated */
+    }
+    for (size_t k = 1; k <= n; k++) {
+        if ((p[k] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (p[k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0; /* overlong, beyond Unicode, or a UTF-16 surrogate */
+    }
+    return n + 1;
+}

@@ -155,6 +155,26 @@ static void test_sanitizing(void **state)
                  "INFO     plain line?break?pipe\n");
 }
 
+static void test_sanitizing_utf8(void **state)
+{
+    (void)state;
+    struct log_line l;
+    log_line_begin(&l, LOG_INFO, "receive_message", "success");
+    /* Valid multi-byte characters stay; each byte that is not part of one
+     * becomes '?': a lone continuation, a truncated sequence at the end
+     * (as when a reason cuts a value short), an overlong form, a surrogate. */
+    log_line_str(&l, "ok", STR_LIT("N\xc2\xb0 \xf0\x9f\x8e\xb2"));
+    log_line_str(&l, "bad",
+                 STR_LIT("a\x80"
+                         "b\xc0\xaf"
+                         "c\xed\xa0\x80"
+                         "d\xe2\x82"));
+    log_line_end(&l);
+    log_flush();
+    expect_lines("INFO     action: receive_message | result: success | ok: N\xc2\xb0 "
+                 "\xf0\x9f\x8e\xb2 | bad: a?b??c???d??\n");
+}
+
 static void test_levels(void **state)
 {
     (void)state;
@@ -306,6 +326,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_line_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sanitizing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sanitizing_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_level_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_staged_lines, setup, teardown),
