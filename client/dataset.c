@@ -34,7 +34,7 @@ static int count_rows(struct dataset *d, char *err, size_t errlen)
         }
         d->total++;
     }
-    if (lseek(d->fd, 0, SEEK_SET) != 0) {
+    if (lseek(d->fd, d->data_start, SEEK_SET) != d->data_start) {
         (void)snprintf(err, errlen, "cannot rewind %s: %s", d->path, strerror(errno));
         return -1;
     }
@@ -60,6 +60,18 @@ int dataset_open(struct dataset *d, const char *path, char *err, size_t errlen)
     }
     d->fd = fd;
     d->path = xstrdup(path);
+    /* Spreadsheets often save "UTF-8 with BOM": the mark is not part of the first name. */
+    static const char bom[3] = {'\xef', '\xbb', '\xbf'};
+    char head[3];
+    if (pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+        memcmp(head, bom, sizeof(bom)) == 0) {
+        d->data_start = (off_t)sizeof(bom);
+        if (lseek(fd, d->data_start, SEEK_SET) != d->data_start) {
+            (void)snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+            dataset_close(d);
+            return -1;
+        }
+    }
     csv_reader_init(&d->reader, csv_read_fd, &d->fd, (size_t)CSV_DEFAULT_BUFSIZE);
     if (count_rows(d, err, errlen) != 0) {
         dataset_close(d);

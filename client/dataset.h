@@ -20,6 +20,7 @@ struct dataset {
     int fd; /* -1 when closed */
     struct csv_reader reader;
     unsigned long total; /* rows in the file (good and bad), from a first pass */
+    off_t data_start;    /* 3 when the file starts with a UTF-8 byte order mark, else 0 */
 };
 
 enum dataset_status {

@@ -276,6 +276,28 @@ def test_malformed_rows():
               "stored rows %r" % rows)
 
 
+def test_dataset_with_bom():
+    """A dataset saved as "UTF-8 with BOM": the mark is skipped, not stored as
+    part of the first name, and a quoted first field still parses."""
+    with h.tmpdir() as d:
+        path = os.path.join(d, "agency.csv")
+        with open(path, "wb") as f:
+            f.write(b"\xef\xbb\xbf\"Ana\",Perez,11111111,1990-01-02,1\r\n"
+                    b"Hugo,Paz,88888888,1996-07-08,8\r\n")
+        srv = h.start_server(d, env={"AGENCIES": 1})
+        try:
+            c = start_client(d, client_env(srv.port, 1, CLI_DATASET="agency.csv"))
+            rc = c.wait_exit(30)
+            check(rc == 0, "exit code %r; output:\n%s" % (rc, c.tail()))
+            check(action_fields(c, "apuestas_enviadas")[0]["cantidad"] == "2", "sent count")
+        finally:
+            stop_server(srv)
+        rows = storage_rows(srv.storage_path)
+        check(rows == [["1", "Ana", "Perez", "11111111", "1990-01-02", "1"],
+                       ["1", "Hugo", "Paz", "88888888", "1996-07-08", "8"]],
+              "stored rows %r" % rows)
+
+
 if __name__ == "__main__":
     h.run_tests([
         test_echo_three_clients,
@@ -285,4 +307,5 @@ if __name__ == "__main__":
         test_sigterm_mid_dataset,
         test_server_starts_late,
         test_malformed_rows,
+        test_dataset_with_bom,
     ])
