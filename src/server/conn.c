@@ -560,7 +560,8 @@ static void idle_cb(evutil_socket_t fd, short events, void *arg)
 
     (void)fd;
     (void)events;
-    if (c->flags & CONN_CLOSING)
+    /* Closing or throttled, the conn waits for the peer to read, not to send. */
+    if (c->flags & (CONN_CLOSING | CONN_THROTTLED))
         snprintf(reason, sizeof(reason), "peer did not read its replies for %d s",
                  c->srv->cfg->idle_timeout);
     else

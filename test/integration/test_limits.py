@@ -406,6 +406,34 @@ def test_failing_disk_retried_once_a_second():
         agency.close()
 
 
+def test_throttled_reader_timed_out():
+    """A peer that floods frames and never reads: the server stops reading from
+    it at the watermark, and the idle timeout closes it with the real reason."""
+    env = {"IDLE_TIMEOUT": 1, "OUTPUT_HIGH_WATERMARK": 4096}
+    with server(env=env) as srv:
+        flooder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        flooder.connect(("127.0.0.1", srv.port))
+        flooder.setblocking(False)
+        echo = frame(OP_ECHO, b"y" * 1024)
+        sent = 0
+        # Until the kernel buffers on both sides are full: the server stopped reading.
+        while True:
+            try:
+                sent += flooder.send(echo)
+            except BlockingIOError:
+                break
+            except OSError:
+                break
+            check(sent < 64 << 20, "the server kept reading from a peer that never reads")
+        srv.wait_line(r"action: close_connection \| result: fail \| ip: 127\.0\.0\.1 \| "
+                      r"error: peer did not read its replies for 1 s$", timeout=10)
+        check(srv.count(IDLE_LINE) == 0, "throttled peer logged as idle")
+        echo_ok(srv.port)
+        flooder.close()
+        check(shutdown_rows(srv) == [], "storage not empty")
+
+
 if __name__ == "__main__":
     run_tests([
         test_max_connections,
@@ -417,4 +445,5 @@ if __name__ == "__main__":
         test_watermark_configured_small,
         test_out_of_descriptors,
         test_failing_disk_retried_once_a_second,
+        test_throttled_reader_timed_out,
     ])
