@@ -11,6 +11,7 @@
 
 #include "dataset.h"
 #include "tp0/buf.h"
+#include "tp0/evframe.h"
 #include "tp0/log.h"
 #include "tp0/protocol.h"
 #include "tp0/util.h"
@@ -347,9 +348,9 @@ static void agency_read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
         struct frame_header hdr;
-        const uint8_t *body = NULL;
+        const uint8_t *frame = NULL;
         const char *reason = NULL;
-        enum proto_status st = frame_peek(in, PROTO_DEFAULT_MAX_BODY, &hdr, &body, &reason);
+        enum proto_status st = evframe_peek(in, PROTO_DEFAULT_MAX_BODY, &hdr, &frame, &reason);
         if (st == PROTO_NEED_MORE) {
             break;
         }
@@ -357,10 +358,10 @@ static void agency_read_cb(struct bufferevent *bev, void *arg)
             agency_fail(a, reason);
             return;
         }
-        if (!handle_frame(a, &hdr, body)) {
+        if (!handle_frame(a, &hdr, frame + PROTO_HEADER_LEN)) {
             return; /* the bufferevent is gone */
         }
-        frame_drop(in, &hdr);
+        evframe_drop(in, &hdr);
     }
     /* Refill the window once per read, after every answer in it. */
     pump(a);

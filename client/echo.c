@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "tp0/buf.h"
+#include "tp0/evframe.h"
 #include "tp0/log.h"
 #include "tp0/protocol.h"
 #include "tp0/util.h"
@@ -131,9 +132,9 @@ static void echo_read_cb(struct bufferevent *bev, void *arg)
     struct evbuffer *in = bufferevent_get_input(bev);
     for (;;) {
         struct frame_header hdr;
-        const uint8_t *body = NULL;
+        const uint8_t *frame = NULL;
         const char *reason = NULL;
-        enum proto_status st = frame_peek(in, PROTO_DEFAULT_MAX_BODY, &hdr, &body, &reason);
+        enum proto_status st = evframe_peek(in, PROTO_DEFAULT_MAX_BODY, &hdr, &frame, &reason);
         if (st == PROTO_NEED_MORE) {
             return;
         }
@@ -141,11 +142,11 @@ static void echo_read_cb(struct bufferevent *bev, void *arg)
             echo_fail(e, reason);
             return;
         }
-        bool go_on = handle_frame(e, &hdr, body);
+        bool go_on = handle_frame(e, &hdr, frame + PROTO_HEADER_LEN);
         if (!go_on) {
             return; /* the bufferevent is gone */
         }
-        frame_drop(in, &hdr);
+        evframe_drop(in, &hdr);
     }
 }
 

@@ -197,41 +197,6 @@ void connector_free(struct connector *c)
     free(c);
 }
 
-enum proto_status frame_peek(struct evbuffer *in, uint32_t max_body, struct frame_header *hdr,
-                             const uint8_t **body, const char **reason)
-{
-    size_t avail = evbuffer_get_length(in);
-    if (avail < PROTO_HEADER_LEN) {
-        return PROTO_NEED_MORE;
-    }
-    uint8_t head[PROTO_HEADER_LEN];
-    if (evbuffer_copyout(in, head, sizeof(head)) != (ev_ssize_t)sizeof(head)) {
-        *reason = "cannot read the frame header";
-        return PROTO_ERROR;
-    }
-    enum proto_status st = proto_parse_header(head, sizeof(head), max_body, hdr, reason);
-    if (st != PROTO_OK) {
-        return st;
-    }
-    if (!proto_frame_complete(hdr, avail)) {
-        return PROTO_NEED_MORE;
-    }
-    /* One frame at most is made contiguous, never the whole input. */
-    uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PROTO_HEADER_LEN + hdr->body_len));
-    if (frame == NULL) {
-        *reason = "cannot make the frame contiguous";
-        return PROTO_ERROR;
-    }
-    *body = frame + PROTO_HEADER_LEN;
-    return PROTO_OK;
-}
-
-void frame_drop(struct evbuffer *in, const struct frame_header *hdr)
-{
-    /* Cannot fail: the frame is in the buffer. */
-    (void)evbuffer_drain(in, PROTO_HEADER_LEN + hdr->body_len);
-}
-
 const char *bev_error_reason(short what)
 {
     if (what & BEV_EVENT_EOF) {

@@ -36,16 +36,6 @@ struct connector *connector_start(struct event_base *base, const struct client_c
 /* Stops a pending attempt (closing its socket); fine after done was called. */
 void connector_free(struct connector *c);
 
-/*
- * Looks at the start of `in`: PROTO_NEED_MORE until a whole frame is there;
- * PROTO_OK with *hdr and *body (the frame's body, made contiguous, valid until
- * frame_drop) set; PROTO_ERROR with *reason for bytes that can never be a frame.
- */
-enum proto_status frame_peek(struct evbuffer *in, uint32_t max_body, struct frame_header *hdr,
-                             const uint8_t **body, const char **reason);
-/* Removes the frame frame_peek returned. */
-void frame_drop(struct evbuffer *in, const struct frame_header *hdr);
-
 /* "server closed the connection" / "connection error: <strerror>" for an event
  * callback's flags. */
 const char *bev_error_reason(short what);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "server.h"
+#include "tp0/evframe.h"
 #include "tp0/log.h"
 #include "tp0/protocol.h"
 #include "tp0/storage.h"
@@ -458,36 +459,19 @@ static void process_input(struct conn *c)
     struct evbuffer *in = bufferevent_get_input(c->bev);
 
     while (!(c->flags & (CONN_CLOSING | CONN_THROTTLED))) {
-        size_t avail = evbuffer_get_length(in);
-        uint8_t head[PROTO_HEADER_LEN];
         struct frame_header hdr;
         const char *reason = NULL;
-        const uint8_t *frame;
-        size_t frame_len;
+        const uint8_t *frame = NULL;
+        enum proto_status st = evframe_peek(in, s->cfg->max_frame_bytes, &hdr, &frame, &reason);
 
-        if (avail < PROTO_HEADER_LEN)
+        if (st == PROTO_NEED_MORE)
             break;
-        if (evbuffer_copyout(in, head, sizeof(head)) != (ev_ssize_t)sizeof(head)) {
-            protocol_error(c, "cannot read a frame header");
-            break;
-        }
-        /* The length is checked against the cap before waiting for the body. */
-        if (proto_parse_header(head, sizeof(head), s->cfg->max_frame_bytes, &hdr, &reason) !=
-            PROTO_OK) {
+        if (st == PROTO_ERROR) {
             protocol_error(c, reason != NULL ? reason : "bad frame header");
             break;
         }
-        if (!proto_frame_complete(&hdr, avail))
-            break; /* the rest of the frame is still on its way */
-        frame_len = PROTO_HEADER_LEN + (size_t)hdr.body_len;
-        /* Contiguous bytes for this one frame only, not the whole buffer. */
-        frame = evbuffer_pullup(in, (ev_ssize_t)frame_len);
-        if (frame == NULL) {
-            protocol_error(c, "cannot make a frame contiguous");
-            break;
-        }
         dispatch(c, frame, &hdr);
-        (void)evbuffer_drain(in, frame_len); /* cannot fail: the frame is in the buffer */
+        evframe_drop(in, &hdr);
         if (c->idle_ev != NULL && !(c->flags & (CONN_PARKED | CONN_CLOSING)))
             server_check_ev(event_add(c->idle_ev, s->idle_tv), "cannot arm the idle timer");
     }

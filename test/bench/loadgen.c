@@ -36,6 +36,7 @@
 
 #include "tp0/bet.h"
 #include "tp0/buf.h"
+#include "tp0/evframe.h"
 #include "tp0/protocol.h"
 #include "tp0/util.h"
 
@@ -325,23 +326,17 @@ static void winner_cb(void *ctx, struct str document)
 }
 
 /* One complete WINNERS frame at the front of `in`. */
-static void agency_winners(struct agency *a, struct evbuffer *in, uint32_t body_len)
+static void agency_winners(struct agency *a, const uint8_t *body, uint32_t body_len)
 {
     struct bench *b = a->bench;
     if (a->state != AG_FINISHED_SENT) {
         fail(b, "agency %" PRId32 ": WINNERS arrived before FINISHED was sent", a->id);
         return;
     }
-    const uint8_t *frame = evbuffer_pullup(in, (ev_ssize_t)(PROTO_HEADER_LEN + body_len));
-    if (frame == NULL) {
-        fail(b, "agency %" PRId32 ": cannot pull up a WINNERS frame", a->id);
-        return;
-    }
     struct winners_ctx w = {0, false};
     uint32_t count = 0;
     char err[128];
-    if (!proto_decode_winners(frame + PROTO_HEADER_LEN, body_len, &count, winner_cb, &w, err,
-                              sizeof(err))) {
+    if (!proto_decode_winners(body, body_len, &count, winner_cb, &w, err, sizeof(err))) {
         fail(b, "agency %" PRId32 ": malformed WINNERS: %s", a->id, err);
         return;
     }
@@ -374,25 +369,17 @@ static void read_cb(struct bufferevent *bev, void *ctx)
     bool refill = false;
 
     while (!b->failed && a->state != AG_DONE) {
-        size_t avail = evbuffer_get_length(in);
-        uint8_t head[PROTO_HEADER_LEN];
         struct frame_header hdr;
+        const uint8_t *frame = NULL;
         const char *reason = NULL;
-        if (avail < PROTO_HEADER_LEN) {
+        enum proto_status st = evframe_peek(in, PROTO_DEFAULT_MAX_BODY, &hdr, &frame, &reason);
+        if (st == PROTO_NEED_MORE) {
             break;
         }
-        if (evbuffer_copyout(in, head, sizeof(head)) != (ev_ssize_t)sizeof(head)) {
-            fail(b, "agency %" PRId32 ": cannot read a frame header", a->id);
-            return;
-        }
-        if (proto_parse_header(head, sizeof(head), PROTO_DEFAULT_MAX_BODY, &hdr, &reason) !=
-            PROTO_OK) {
+        if (st == PROTO_ERROR) {
             fail(b, "agency %" PRId32 ": bad frame from the server: %s", a->id,
                  reason ? reason : "?");
             return;
-        }
-        if (!proto_frame_complete(&hdr, avail)) {
-            break;
         }
         switch (hdr.opcode) {
         case OP_BETS_RECV_SUCCESS:
@@ -418,7 +405,7 @@ static void read_cb(struct bufferevent *bev, void *ctx)
             refill = true;
             break;
         case OP_WINNERS:
-            agency_winners(a, in, hdr.body_len);
+            agency_winners(a, frame + PROTO_HEADER_LEN, hdr.body_len);
             /* On success the bufferevent is gone: do not touch `in`. */
             return;
         default:
@@ -426,10 +413,7 @@ static void read_cb(struct bufferevent *bev, void *ctx)
             return;
         }
         b->rx_bytes += PROTO_HEADER_LEN + hdr.body_len;
-        if (evbuffer_drain(in, PROTO_HEADER_LEN + hdr.body_len) != 0) {
-            fail(b, "agency %" PRId32 ": cannot drain a frame", a->id);
-            return;
-        }
+        evframe_drop(in, &hdr);
     }
     if (refill && !b->failed && a->state == AG_SENDING) {
         agency_fill_window(a, now);
